@@ -6,7 +6,8 @@ sub-collection such as `flags`) to the namespace.
 
 from invoke import Collection
 
-from infra.cli import render_tasks
+from infra.cli import flag_tasks, render_tasks
 
 ns = Collection()
 render_tasks.register(ns)
+flag_tasks.register(ns)

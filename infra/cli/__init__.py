@@ -33,3 +33,13 @@ def user_errors(func: F) -> F:
             raise Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def require_env(env: str | None, declared: list[str] | Any) -> str:
+    """The `--env` value, or a clear error listing the declared environments."""
+    valid = ", ".join(declared)
+    if not env:
+        raise UserError(f"--env is required; declared environments: {valid}")
+    if env not in declared:
+        raise UserError(f"unknown environment {env!r}; declared environments: {valid}")
+    return env

@@ -1,0 +1,48 @@
+"""Desired vs actual -> `SpacePlan`. Pure: no Hub calls, so it is easy to test and to reason about."""
+
+from __future__ import annotations
+
+from infra import fingerprint
+from infra.reconcile.actual import HUB_MANAGED_FILES, git_blob_id
+from infra.reconcile.model import ActualSpace, DesiredSpace, SpacePlan
+
+# Variables the toolkit sets outside the declaration (e.g. where a prod Space was promoted from);
+# the reconciler neither deletes nor rewrites them.
+MANAGED_VARIABLE_PREFIX = "TOOLKIT_"
+
+
+def plan_space(desired: DesiredSpace, actual: ActualSpace) -> SpacePlan:
+    """The smallest set of writes that makes `actual` match `desired`."""
+    plan = SpacePlan(desired=desired, actual=actual)
+    space = desired.space
+    if not actual.exists:
+        plan.create = True
+        plan.files_added = sorted(desired.files)
+        return plan
+    for path, content in sorted(desired.files.items()):
+        blob = actual.files.get(path)
+        if blob is None:
+            plan.files_added.append(path)
+        elif blob != git_blob_id(content):
+            plan.files_changed.append(path)
+    plan.files_deleted = sorted(p for p in actual.files if p not in desired.files and p not in HUB_MANAGED_FILES)
+    if actual.private != space.private:
+        plan.private = (actual.private, space.private)
+    current_hardware = actual.requested_hardware or actual.hardware
+    if current_hardware != space.hardware:
+        plan.hardware = (current_hardware, space.hardware)
+    if space.sleep_time is not None and actual.sleep_time != space.sleep_time:
+        plan.sleep_time = (actual.sleep_time, space.sleep_time)
+    for name, value in sorted(desired.variables.items()):
+        if actual.variables.get(name) != value:
+            plan.variables_set[name] = (actual.variables.get(name), value)
+    plan.variables_deleted = sorted(
+        name for name in actual.variables
+        if name not in desired.variables and not name.startswith(MANAGED_VARIABLE_PREFIX))
+    for name, value in sorted(desired.secrets.items()):
+        if name not in actual.secrets:
+            plan.secrets_set[name] = "added"
+        elif not fingerprint.matches(actual.secrets[name], value):
+            plan.secrets_set[name] = "changed"
+    plan.secrets_deleted = sorted(name for name in actual.secrets if name not in desired.secrets)
+    return plan

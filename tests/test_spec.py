@@ -22,7 +22,8 @@ def test_shipped_declaration_is_valid_and_resolves_every_space() -> None:
         "acme-ai/company-specific-llm-staging",
         "acme-ai/company-abstraction-llm-staging",
     ]
-    assert ids["prod"] == ["acme-ai/company-base-llm", "acme-ai/company-specific-llm", "acme-ai/company-abstraction-llm"]
+    assert ids["prod"] == [
+        "acme-ai/company-base-llm", "acme-ai/company-specific-llm", "acme-ai/company-abstraction-llm"]
     company_prod = declaration.space("prod", "company")
     assert company_prod.hardware == "a10g-small"
     assert company_prod.sleep_time == -1
@@ -79,13 +80,14 @@ BAD_INPUTS = {
     "bad_repo_name": (_replace("space: company-specific-llm ", "space: company--specific "),
                       "repo-name rules", "company--specific"),
     "unknown_environment_in_map": (
-        _replace("hardware: {staging: cpu-upgrade, prod: a10g-small}", "hardware: {staging: cpu-upgrade, qa: a10g-small}"),
+        _replace("{staging: cpu-upgrade, prod: a10g-small}", "{staging: cpu-upgrade, qa: a10g-small}"),
         "unknown environment 'qa'", "qa: a10g-small"),
     "negative_sleep_time": (_replace("sleep_time: {staging: 3600, prod: -1}", "sleep_time: {staging: -30, prod: -1}"),
                             "sleep_time -30 is invalid", "staging: -30"),
     "wrong_type": (_replace("  private: true", "  private: sometimes"), "valid boolean", "private: sometimes"),
     "empty_file": ("", "the declaration is empty", None),
-    "duplicate_key": (_replace("owner: acme-ai", "owner: acme-ai\nowner: other"), "duplicate key 'owner'", "owner: other"),
+    "duplicate_key": (_replace("owner: acme-ai", "owner: acme-ai\nowner: other"), "duplicate key 'owner'",
+                      "owner: other"),
     "unknown_tier": (_replace("  abstraction:\n", "  abstracton:\n"), "unknown tier 'abstracton' (did you mean", None),
     "bad_flag_store": (_replace("{kind: ssm,", "{kind: redis,"), "flags.store.kind", "kind: redis"),
     "undeclared_secret": (_replace("secrets: [SPACE_API_KEY]", "secrets: [SPACE_APIKEY]"),

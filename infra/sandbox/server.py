@@ -9,6 +9,7 @@ idempotent and also runs at interpreter exit. `run_sandbox()` wraps it as a cont
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+import yaml
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
@@ -31,7 +33,9 @@ from infra.sandbox.faults import FaultMiddleware, FaultPlan, FaultRule
 from infra.sandbox.hub import DEFAULT_USER, OTHER_USER, Hub
 from infra.sandbox.runtime import Supervisor
 from infra.sandbox.state import Store
+from infra.spec.overrides import OWNER_VARIABLES
 
+DEFAULT_OWNER = "acme-ai"
 TERMINAL_STAGES = ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE", "STOPPED", "PAUSED",
                    "SLEEPING")
 
@@ -245,3 +249,30 @@ def serve_forever(sandbox: Sandbox, announce: Any = print) -> None:
         sandbox.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def owner_from_config(config: str | Path, owner: str | None = None, *, required: bool = False,
+                      environ: Any = None) -> str:
+    """The owner the sandbox's default user belongs to.
+
+    `owner` wins; then the toolkit's owner override variables (HUGGINGFACE_ORG, VITE_HUGGINGFACE_ORG);
+    then the `owner:` key of the declaration; then `acme-ai`. Only the owner key is read, so a
+    declaration with other problems still lets the sandbox start.
+    """
+    if owner:
+        return owner
+    environ = os.environ if environ is None else environ
+    for name in OWNER_VARIABLES:
+        if environ.get(name, "").strip():
+            return str(environ[name]).strip()
+    path = Path(config)
+    if not path.exists():
+        if required:
+            raise UserError(f"{path}: no such declaration file (use --owner, or --config PATH)")
+        return DEFAULT_OWNER
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({error}); pass --owner to skip reading it") from None
+    value = data.get("owner") if isinstance(data, dict) else None
+    return str(value) if isinstance(value, str) and value.strip() else DEFAULT_OWNER

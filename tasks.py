@@ -6,10 +6,11 @@ sub-collection such as `flags`) to the namespace.
 
 from invoke import Collection
 
-from infra.cli import flag_tasks, provision_tasks, render_tasks, sandbox_tasks
+from infra.cli import admin_tasks, flag_tasks, provision_tasks, render_tasks, sandbox_tasks
 
 ns = Collection()
 render_tasks.register(ns)
 flag_tasks.register(ns)
 provision_tasks.register(ns)
+admin_tasks.register(ns)
 sandbox_tasks.register(ns)

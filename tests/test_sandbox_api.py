@@ -266,6 +266,7 @@ def test_settings_visibility_and_delete(sb: Sandbox, api: HfApi) -> None:
     assert stats["writes_by_route"]["delete_repo"] == 3
 
 
+@pytest.mark.filterwarnings("ignore:If your Space runs on the default 'cpu-basic'")
 def test_write_calls_are_counted_per_space(sb: Sandbox, api: HfApi) -> None:
     repo_id = _space(api, "counted")
     api.set_space_sleep_time(repo_id, 600)

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import httpx
 import uvicorn
 import yaml
 from starlette.applications import Starlette
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.errors import UserError
 from infra.sandbox.api import api_routes
@@ -40,9 +41,34 @@ TERMINAL_STAGES = ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "N
                    "SLEEPING")
 
 
+class DateHeaderMiddleware:
+    """Adds an exact `Date` header to every response.
+
+    uvicorn's own Date header is refreshed about once a second and may lag; the client's
+    `fetch_space_logs` stops replaying at the first event newer than Date + 1s, so it must be exact.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_date(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"date"]
+                headers.append((b"date", formatdate(usegmt=True).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_date)
+
+
 def build_app(hub: Hub, plan: FaultPlan) -> ASGIApp:
-    """The complete ASGI app: Hub API + control routes, behind the fault middleware."""
-    return FaultMiddleware(Starlette(routes=control_routes(hub, plan) + api_routes(hub)), plan)
+    """The complete ASGI app: Hub API + control routes, behind the fault and Date middlewares."""
+    return DateHeaderMiddleware(FaultMiddleware(Starlette(routes=control_routes(hub, plan) + api_routes(hub)), plan))
 
 
 class Sandbox:
@@ -72,6 +98,7 @@ class Sandbox:
         self._socket: socket.socket | None = None
         self._stopped = False
         self.url = ""
+        self.run_root: Path | None = None  # where Space files are materialised; children run inside it
         self.hub: Hub
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -95,6 +122,7 @@ class Sandbox:
         else:
             self._tmp_root = Path(tempfile.mkdtemp(prefix="hf-sandbox-"))
             run_root = self._tmp_root / "runtime"
+        self.run_root = run_root
         store = Store(self.data_dir)
         timeout, interval = self._health
 
@@ -104,7 +132,7 @@ class Sandbox:
         self.hub = Hub(store, supervisor, owner=self.owner, env_overrides=self._env_overrides)
         config = uvicorn.Config(
             build_app(self.hub, self.plan), log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=2,
+            timeout_graceful_shutdown=2, date_header=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True,

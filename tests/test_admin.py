@@ -30,6 +30,12 @@ SECRETS = {"HF_TOKEN": "hf_SuperSecretHubToken123", "AWS_SECRET_ACCESS_KEY": "aw
 # --- fixtures and helpers ------------------------------------------------------------------------
 
 
+class HubNotFound(Exception):
+    """What the client raises for an absent Space: an error whose response says 404."""
+
+    response = SimpleNamespace(status_code=404)
+
+
 class StubHub:
     """Answers `space_info` like `HfApi` does, from a dict of repo_id -> runtime data (or an exception)."""
 
@@ -39,7 +45,7 @@ class StubHub:
 
     def space_info(self, repo_id: str) -> SimpleNamespace:
         self.calls.append(repo_id)
-        data = self.spaces.get(repo_id, KeyError(repo_id))
+        data = self.spaces.get(repo_id, HubNotFound(repo_id))
         if isinstance(data, Exception):
             raise data
         return SimpleNamespace(runtime=SpaceRuntime(data), sha="head" + "0" * 36,
@@ -368,7 +374,7 @@ def test_space_panel_shows_hub_status_and_unknowns(client, hub) -> None:
     assert "RUNNING" in row and "cpu-upgrade" in row and "abcdef1234" in row
     assert "https://acme-ai-company-base-llm-staging.hf.space" in row
     missing = re.search(r'id="space-staging-company">(.*?)</tr>', html, re.S).group(1)
-    assert "unknown" in missing
+    assert "unknown: not found on the Hub" in missing
     assert "acme-ai/company-base-llm" in hub.calls[0]
 
 

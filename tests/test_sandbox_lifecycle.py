@@ -287,30 +287,84 @@ def test_state_survives_a_restart_and_running_spaces_start_again(tmp_path: Path)
         assert [c.title for c in api.list_repo_commits(repo_id, repo_type="space")] == ["deploy", "initial commit"]
 
 
-def test_invoke_sandbox_prints_exports_and_reaps_children_on_ctrl_c(tmp_path: Path) -> None:
-    data = tmp_path / "cli-hub"
+def start_cli(data: Path, *args: str) -> tuple[subprocess.Popen[str], HfApi]:
+    """Run `invoke sandbox` as a user would; return the process and a client built from its two lines."""
     RUN_ROOTS.append(data / "runtime")
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_ENDPOINT")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "sandbox", "--owner", "cli-org", "--data", str(data)],
+        [sys.executable, "-m", "invoke", "sandbox", "--data", str(data), *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
+    assert process.stdout is not None
+    endpoint_line = process.stdout.readline().strip()
+    token_line = process.stdout.readline().strip()
+    assert endpoint_line.startswith("HF_ENDPOINT=http://127.0.0.1:"), process.stderr.read() if process.stderr else ""
+    assert token_line.startswith("HF_TOKEN=hf_")
+    return process, HfApi(endpoint=endpoint_line.split("=", 1)[1], token=token_line.split("=", 1)[1])
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_invoke_sandbox_serves_until_stopped_and_leaves_no_child(tmp_path: Path, stop_signal: int) -> None:
+    data = tmp_path / "cli-hub"
+    process, api = start_cli(data, "--owner", "cli-org")
     try:
-        assert process.stdout is not None
-        endpoint_line = process.stdout.readline().strip()
-        token_line = process.stdout.readline().strip()
-        assert endpoint_line.startswith("HF_ENDPOINT=http://127.0.0.1:")
-        assert token_line.startswith("HF_TOKEN=hf_")
-        api = HfApi(endpoint=endpoint_line.split("=", 1)[1], token=token_line.split("=", 1)[1])
         assert [org["name"] for org in api.whoami()["orgs"]] == ["cli-org"]
         api.create_repo("cli-org/app", repo_type="space", space_sdk="docker")
         api.create_commit("cli-org/app", repo_type="space", operations=app_files(), commit_message="deploy")
         assert wait(api, "cli-org/app") == "RUNNING"
-        assert len(space_processes()) >= 1
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        mine = lambda: [p for p in space_processes() if str(data) in os.readlink(f"/proc/{p}/cwd")]  # noqa: E731
+        assert len(mine()) == 1
+        process.send_signal(stop_signal)
+        code = process.wait(timeout=20)
+        assert code == (-signal.SIGKILL if stop_signal == signal.SIGKILL else 0)
+        deadline = time.monotonic() + 10  # after SIGKILL the kernel's parent-death signal does the work
+        while mine() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mine() == []
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert not [pid for pid in space_processes() if str(data) in os.readlink(f"/proc/{pid}/cwd")]
+
+
+def test_invoke_sandbox_reads_the_owner_from_the_declaration(tmp_path: Path) -> None:
+    config = tmp_path / "spaces.yaml"
+    config.write_text("owner: declared-org\ntiers: {}\n")
+    process, api = start_cli(tmp_path / "hub", "--config", str(config))
+    try:
+        assert [org["name"] for org in api.whoami()["orgs"]] == ["declared-org"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    missing = subprocess.run([sys.executable, "-m", "invoke", "sandbox", "--config", str(tmp_path / "nope.yaml")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no such declaration file" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_a_space_that_dies_while_running_is_a_runtime_error(sb: Sandbox, api: HfApi) -> None:
+    repo_id = deploy(api, "mortal")
+    assert wait(api, repo_id) == "RUNNING"
+    (pid,) = [p for p in sb.child_pids() if "acme-ai--mortal" in os.readlink(f"/proc/{p}/cwd")]
+    os.kill(pid, signal.SIGKILL)
+    assert sb.wait_for_stage(repo_id, ("RUNTIME_ERROR",), timeout=10) == "RUNTIME_ERROR"
+    assert "exited with code -9" in api.get_space_runtime(repo_id).raw["errorMessage"]
+    api.restart_space(repo_id)
+    assert wait(api, repo_id) == "RUNNING"
+
+
+def test_list_spaces_and_commit_pagination(sb: Sandbox, api: HfApi) -> None:
+    repo_id = f"{OWNER}/paged"
+    api.create_repo(repo_id, repo_type="space", space_sdk="docker", private=True)
+    for i in range(50):
+        api.create_commit(repo_id, repo_type="space", commit_message=f"c{i}",
+                          operations=[CommitOperationAdd("n.txt", str(i).encode())])
+    commits = api.list_repo_commits(repo_id, repo_type="space")
+    assert len(commits) == 51 and commits[0].title == "c49" and commits[-1].title == "initial commit"
+    page = httpx.get(f"{sb.url}/api/spaces/{repo_id}/commits/main", trust_env=False,
+                     headers={"authorization": f"Bearer {sb.token}"})
+    assert len(page.json()) == 50 and 'rel="next"' in page.headers["link"]
+    mine = [s.id for s in api.list_spaces(author=OWNER, search="paged")]
+    assert mine == [repo_id]
+    others_view = HfApi(endpoint=sb.url, token=sb.other_token)
+    assert [s.id for s in others_view.list_spaces(author=OWNER, search="paged")] == []

@@ -489,3 +489,10 @@ def test_ssm_store_through_moto_with_no_extra_set_up(decl, monkeypatch) -> None:
         assert stale.status_code == 409
     finally:
         server.stop()
+
+
+def test_loopback_serving_rejects_foreign_host_headers(make_client) -> None:
+    """`serve` on loopback allows only loopback Host headers (DNS-rebinding guard)."""
+    client = make_client(allowed_hosts=["127.0.0.1", "localhost"])
+    assert client.get("/login").status_code == 200
+    assert client.get("/login", headers={"host": "evil.example"}).status_code == 400

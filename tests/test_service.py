@@ -175,6 +175,7 @@ def test_openai_and_space_services_speak_the_openai_api(servers) -> None:
     chunks = list(stream)
     assert len(chunks) > 1 and "".join(chunks) == stream.result.text == "[company] hello there"
     assert stream.result.usage.completion_tokens == 3
+    assert list(stream) == [] and stream.result.text  # one pass; the result stays
 
 
 def test_errors_are_typed_and_secret_free(servers) -> None:

@@ -68,9 +68,13 @@ class ChatStream:
 
     def __init__(self, chunks: Generator[str, None, ChatResult]) -> None:
         self._chunks = chunks
+        self._started = False
         self.result: ChatResult | None = None
 
     def __iter__(self) -> Iterator[str]:
+        if self._started:  # one pass only: a second loop must not reset `result`
+            return
+        self._started = True
         self.result = yield from self._chunks
 
     def collect(self) -> ChatResult:

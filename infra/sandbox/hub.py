@@ -189,14 +189,14 @@ class Hub(Reporter):
                 id=space_id, private=private, sdk=sdk, created_at=now, last_modified=now, hardware=hardware
             )
             space.sleep_time = payload.get("sleepTimeSeconds")
-            space.port = free_port()
+            space.port = self._new_port()
             space.secrets = {k: {"value": v, "description": d, "updatedAt": now} for k, v, d in secrets}
             space.variables = {k: {"value": v, "description": d, "updatedAt": now} for k, v, d in variables}
             files = {".gitattributes": GITATTRIBUTES, "README.md": _initial_readme(name, sdk)}
             self._add_commit(space, caller.name, "initial commit", "", files={}, changes=files)
             self.store.spaces[space_id] = space
             self.store.space_stats(space_id)
-            self._start_locked(space, "BUILDING")
+            space.stage = "NO_APP_FILE"  # the initial commit has nothing to run: no build, as on the Hub
             self.store.save()
         return {"url": url, "name": space_id, "id": space.id}
 
@@ -259,7 +259,7 @@ class Hub(Reporter):
                 commits=dict(source.commits),
                 hardware=hardware,
                 sleep_time=payload.get("sleepTimeSeconds"),
-                port=free_port(),
+                port=self._new_port(),
             )
             space.variables = {k: dict(v) for k, v in source.variables.items()}
             space.variables.update({k: {"value": v, "description": d, "updatedAt": now} for k, v, d in variables})
@@ -689,7 +689,7 @@ class Hub(Reporter):
         commit = space.head_commit()
         files = {path: self.store.blob(oid) for path, oid in commit.files.items()}
         if space.port is None:
-            space.port = free_port()
+            space.port = self._new_port()
         spec = LaunchSpec(space.id, generation, commit.id, files, self._env(space), space.port, stage)
         self.supervisor.launch(spec)
 
@@ -765,6 +765,13 @@ class Hub(Reporter):
                 if space.stage in LIVE_STAGES:
                     self._start_locked(space, "APP_STARTING")
             self.store.save()
+
+    def _new_port(self) -> int:
+        """A free port no other Space has reserved, so each Space keeps its own stable `host`."""
+        taken = {s.port for s in self.store.spaces.values()}
+        while (port := free_port()) in taken:
+            continue
+        return port
 
     # --- validation helpers ------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ The Space is `RUNNING` once `GET /health` answers 200.
 
 Children never outlive the sandbox: each runs in its own process group (stopped with SIGTERM, then
 SIGKILL), every supervisor is stopped at interpreter exit (atexit), and on Linux each child asks the
-kernel for SIGTERM when its parent dies (`PR_SET_PDEATHSIG`). That signal fires when the *thread* that
-forked the child ends, so all children are forked by one long-lived spawner thread.
+kernel for SIGTERM when its parent dies (`PR_SET_PDEATHSIG`, set by a bootstrap after exec, never in a
+`preexec_fn`). That signal fires when the *thread* that forked the child ends, so all children are
+forked by one long-lived spawner thread.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import contextlib
-import ctypes
 import os
 import queue
 import shutil
@@ -40,17 +40,22 @@ import yaml
 from infra.sandbox.state import now_iso
 
 LOG_LINES = 5000
-PR_SET_PDEATHSIG = 1
 
-try:
-    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
-    _prctl = None
+# Set in the child *after* exec, by a tiny bootstrap, then exec the app: Python code in a
+# `preexec_fn` can deadlock in a multi-threaded parent (a lock held by another thread at fork time).
+# The parent-death signal survives exec, and the pid check closes the race with an early parent death.
+_BOOTSTRAP = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"  # 1 = PR_SET_PDEATHSIG
+    "os.getppid() == int(sys.argv[1]) or sys.exit('sandbox parent is gone')\n"
+    "os.execv(sys.executable, [sys.executable, '-u', 'app.py'])\n"
+)
 
 
-def _child_setup() -> None:  # runs in the forked child, before exec
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _app_command() -> list[str]:
+    if sys.platform.startswith("linux"):
+        return [sys.executable, "-c", _BOOTSTRAP, str(os.getpid())]
+    return [sys.executable, "-u", "app.py"]
 
 
 def free_port() -> int:
@@ -343,14 +348,13 @@ class Supervisor:
     def _spawn(self, spec: LaunchSpec, workdir: Path, env: dict[str, str], port: int) -> _Child:
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
-                [sys.executable, "-u", "app.py"],
+                _app_command(),
                 cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_child_setup,  # noqa: PLW1509 - needed for PR_SET_PDEATHSIG
             )
 
         popen = self._spawner.call(start)

@@ -20,14 +20,18 @@ REPLACE_ON = ("repo_id",)
 
 
 def _desired(props: dict[str, Any]):  # noqa: ANN202 - a DesiredSpace
+    """The resource's inputs (hardware, visibility, sleep time, variables) are what gets applied; the
+    files are rendered from the declaration at `config_path` and tracked by `content_hash`."""
     from infra.reconcile import DesiredSpace
     from infra.render import render_space
     from infra.spec import load_declaration
 
     declaration = load_declaration(props["config_path"])
     space = declaration.space(props["environment"], props["tier"])
+    space = space.model_copy(update={key: props[key] for key in ("hardware", "private", "sleep_time") if key in props})
     return DesiredSpace(space=space, files=render_space(declaration, space.environment, space.tier),
-                        variables=dict(space.variables), secrets=dict(props.get("secrets") or {}))
+                        variables=dict(props.get("variables") or space.variables),
+                        secrets=dict(props.get("secrets") or {}))
 
 
 def _api(props: dict[str, Any]):  # noqa: ANN202 - an HfApi

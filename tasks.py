@@ -6,7 +6,7 @@ sub-collection such as `flags`) to the namespace.
 
 from invoke import Collection
 
-from infra.cli import admin_tasks, flag_tasks, provision_tasks, release_tasks, render_tasks, sandbox_tasks
+from infra.cli import admin_tasks, demo_tasks, flag_tasks, provision_tasks, release_tasks, render_tasks, sandbox_tasks
 
 ns = Collection()
 render_tasks.register(ns)
@@ -15,3 +15,4 @@ provision_tasks.register(ns)
 admin_tasks.register(ns)
 sandbox_tasks.register(ns)
 release_tasks.register(ns)
+demo_tasks.register(ns)

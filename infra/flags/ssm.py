@@ -39,7 +39,11 @@ def make_ssm_client(
     read_timeout: float = 5.0,
     max_attempts: int = 3,
 ) -> Any:
-    """A boto3 SSM client with short timeouts and bounded retries, so a dead store fails fast."""
+    """A boto3 SSM client with short timeouts and bounded retries, so a dead store fails fast.
+
+    Retries are botocore's "standard" mode (backoff, throttling-aware); `AWS_MAX_ATTEMPTS` overrides.
+    """
+    max_attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or max_attempts)
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     config = Config(
         connect_timeout=connect_timeout,
@@ -68,7 +72,7 @@ class SSMFlagStore:
         *,
         client: Any | None = None,
         region: str | None = None,
-        read_attempts: int = 2,
+        read_attempts: int = 1,
     ) -> None:
         if not parameter_name.startswith("/"):
             raise FlagStoreError(
@@ -76,7 +80,7 @@ class SSMFlagStore:
             )
         self.parameter_name = parameter_name
         self.client = client if client is not None else make_ssm_client(region)
-        self.read_attempts = read_attempts
+        self.read_attempts = read_attempts  # on top of the client's own retries (see make_ssm_client)
         region_name = getattr(getattr(self.client, "meta", None), "region_name", None) or region
         self.description = f"ssm:{parameter_name} ({region_name})"
 

@@ -107,4 +107,5 @@ def with_retries(
             if attempt + 1 < attempts:
                 time.sleep(delay * (2**attempt))
     assert last is not None
-    raise FlagStoreError(f"{what} failed after {attempts} attempts: {describe(last)}") from None
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    raise FlagStoreError(f"{what} failed{tries}: {describe(last)}") from None

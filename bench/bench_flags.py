@@ -26,14 +26,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import boto3
 import openai
 from moto.server import ThreadedMotoServer
-from rich.console import Console
-from rich.table import Table
 
+from bench.report import Row, print_rows, row
 from infra.flags import CachedFlagReader, FlagChange, SSMFlagStore, apply_change, decide_route, rollback_to_openai
 from infra.local_space import serve_space_locally
 from infra.render import render_space
@@ -45,11 +43,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "spaces.yaml"
 MESSAGES = [{"role": "user", "content": "summarise the quarterly report in one line"}]
 
-Row = dict[str, Any]
-
-
-def _row(bench: str, metric: str, value: float, unit: str, note: str = "") -> Row:
-    return {"benchmark": bench, "metric": metric, "value": round(value, 3), "unit": unit, "note": note}
 
 
 def _ssm_store(endpoint: str, name: str | None = None) -> SSMFlagStore:
@@ -99,10 +92,10 @@ def bench_rollback_convergence(workers: int = 16, ttl: float = 1.0) -> list[Row]
         if len(lags) != workers:
             raise RuntimeError(f"only {len(lags)} of {workers} workers followed the rollback")
         return [
-            _row("rollback", "write+confirm", (confirmed - started) * 1000, "ms", "one SSM write, read back"),
-            _row("rollback", "convergence p50", lags[len(lags) // 2], "s", f"{workers} workers"),
-            _row("rollback", "convergence max", lags[-1], "s", f"bound: TTL {ttl:g}s (+ one read)"),
-            _row("rollback", "ttl", ttl, "s", "CachedFlagReader time-to-live"),
+            row("rollback", "write+confirm", (confirmed - started) * 1000, "ms", "one SSM write, read back"),
+            row("rollback", "convergence p50", lags[len(lags) // 2], "s", f"{workers} workers"),
+            row("rollback", "convergence max", lags[-1], "s", f"bound: TTL {ttl:g}s (+ one read)"),
+            row("rollback", "ttl", ttl, "s", "CachedFlagReader time-to-live"),
         ]
     finally:
         server.stop()
@@ -157,19 +150,11 @@ def bench_service_overhead(requests: int = 200, config: Path = DEFAULT_CONFIG) -
             server.stop()
     d, s = statistics.median(times["direct"]), statistics.median(times["service"])
     return [
-        _row("service", "openai client direct p50", d, "ms", f"{requests} requests, local echo Space"),
-        _row("service", "TieredLLMService p50", s, "ms", "flag read + route + breaker + usage log"),
-        _row("service", "overhead p50", s - d, "ms", "service minus direct"),
-        _row("service", "overhead ratio", s / d, "x", "service / direct, same run, interleaved"),
+        row("service", "openai client direct p50", d, "ms", f"{requests} requests, local echo Space"),
+        row("service", "TieredLLMService p50", s, "ms", "flag read + route + breaker + usage log"),
+        row("service", "overhead p50", s - d, "ms", "service minus direct"),
+        row("service", "overhead ratio", s / d, "x", "service / direct, same run, interleaved"),
     ]
-
-
-def print_rows(rows: Sequence[Row], console: Console | None = None) -> None:
-    """Render rows as a table."""
-    table = Table("benchmark", "metric", "value", "unit", "note", title="flags and service benchmark")
-    for row in rows:
-        table.add_row(row["benchmark"], row["metric"], f"{row['value']:g}", row["unit"], row["note"])
-    (console or Console()).print(table)
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
@@ -182,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     rows = bench_rollback_convergence(args.workers, args.ttl) + bench_service_overhead(args.requests, args.config)
-    print_rows(rows)
+    print_rows(rows, title="flags and service benchmark")
     return rows
 
 

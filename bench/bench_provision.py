@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.bench_flags import Row, _row, print_rows
+from bench.report import Row, print_rows, row
 from infra.hub import RetryPolicy, make_api
 from infra.reconcile import apply_environment, desired_spaces, plan_environment
 from infra.reconcile.model import DesiredSpace
@@ -76,8 +76,8 @@ def bench_change_kinds(config: Path) -> list[Row]:
             after = _counts(sandbox)
             delta = {key: after[key] - before[key] for key in after}
             note = f"{delta['write_calls']} writes, {delta['builds']} builds, {delta['restarts']} restarts (3 Spaces)"
-            rows.append(_row("deploy", f"{name}: writes per Space", delta["write_calls"] / 3, "calls", note))
-            rows.append(_row("deploy", f"{name}: time", seconds, "s", "plan + apply + wait for RUNNING"))
+            rows.append(row("deploy", f"{name}: writes per Space", delta["write_calls"] / 3, "calls", note))
+            rows.append(row("deploy", f"{name}: time", seconds, "s", "plan + apply + wait for RUNNING"))
     return rows
 
 
@@ -102,9 +102,9 @@ def bench_scale(config: Path, sizes: list[int], latency_ms: int, workers: int) -
                              faults=[{"route": "^(GET|POST|PUT|DELETE) /api/", "latency_ms": latency_ms}]) as sandbox:
                 timings[mode] = _deploy(sandbox, _synthetic(declaration, size), workers=pool, wait=False)
         ratio = timings["sequential"] / timings["pool"]
-        rows.append(_row("scale", f"{size} Spaces sequential", timings["sequential"], "s", f"{latency_ms} ms/call"))
-        rows.append(_row("scale", f"{size} Spaces pool of {workers}", timings["pool"], "s", f"{latency_ms} ms/call"))
-        rows.append(_row("scale", f"{size} Spaces speed-up", ratio, "x", "sequential / pool, same run"))
+        rows.append(row("scale", f"{size} Spaces sequential", timings["sequential"], "s", f"{latency_ms} ms/call"))
+        rows.append(row("scale", f"{size} Spaces pool of {workers}", timings["pool"], "s", f"{latency_ms} ms/call"))
+        rows.append(row("scale", f"{size} Spaces speed-up", ratio, "x", "sequential / pool, same run"))
     return rows
 
 
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",") if size]
     rows = bench_change_kinds(args.config) + bench_scale(args.config, sizes, args.latency_ms, args.workers)
-    print_rows(rows)
+    print_rows(rows, title="provisioning benchmark")
     return rows
 
 

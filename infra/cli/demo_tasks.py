@@ -37,12 +37,12 @@ def demo(c, config=str(DEFAULT_CONFIG), out="out/demo", json_=False, requests=3)
 def bench(c, quick=False):
     """Run every benchmark of the project (sandbox, moto, local servers) and print one table of figures."""
     from bench.bench_flags import main as flags_main
-    from bench.bench_flags import print_rows
     from bench.bench_provision import main as provision_main
+    from bench.report import print_rows
 
     rows = provision_main(["--sizes", "3,30" if quick else "3,30,300"]) + flags_main([])
     print()
-    print_rows(rows)
+    print_rows(rows, title="all benchmarks")
 
 
 def register(ns: Collection) -> None:

@@ -144,3 +144,13 @@ def test_declaration_file_not_found_is_clean() -> None:
     assert result.returncode == 1
     assert "declaration file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sleep_time_on_free_hardware_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("hardware: {staging: cpu-upgrade, prod: t4-small}\n    secrets: [SPACE_API_KEY]",
+                        "hardware: {staging: cpu-basic, prod: t4-small}\n    secrets: [SPACE_API_KEY]", 1)
+    path = tmp_path / "spaces.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError, match="free cpu-basic hardware") as caught:
+        load_declaration(path, environ={})
+    assert f"{path}:{_line_of(text, 'sleep_time: {staging')}: defaults.sleep_time" in str(caught.value)

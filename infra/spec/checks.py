@@ -85,6 +85,7 @@ def model_problems(declaration: Declaration) -> Iterator[Problem]:
     yield from _per_env(declaration, ("defaults", "sleep_time"), defaults.sleep_time, _sleep_time)
     yield from _sdk(("defaults", "sdk"), defaults.sdk)
     yield from _space_names(declaration)
+    yield from _free_hardware_sleep(declaration)
     yield from _flags(declaration)
 
 
@@ -156,6 +157,21 @@ def _space_names(declaration: Declaration) -> Iterator[Problem]:
                     f"tier {other_tier} ({other_env}) would deploy to the same Space"
                 )
             seen[repo_id] = (tier_name, env_name)
+
+
+def _free_hardware_sleep(declaration: Declaration) -> Iterator[Problem]:
+    """The Hub refuses a custom sleep time on free `cpu-basic` hardware (it sleeps after 48 h)."""
+    if any(problem for problem in _tier_set(declaration)):
+        return
+    for tier_name, tier in declaration.tiers.items():
+        for env_name in declaration.environments:
+            space = declaration.space(env_name, tier_name)
+            if space.hardware == "cpu-basic" and space.sleep_time is not None:
+                owner = ("tiers", tier_name) if tier.sleep_time is not None else ("defaults",)
+                where = (*owner, "sleep_time")
+                yield where, (f"tier {tier_name} ({env_name}) runs on free cpu-basic hardware, whose sleep time the "
+                              "Hub does not let you set; drop sleep_time there or choose upgraded hardware")
+                return
 
 
 def _flags(declaration: Declaration) -> Iterator[Problem]:

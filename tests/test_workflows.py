@@ -238,7 +238,7 @@ def test_deploy_job_graph(workflows: dict[str, dict[str, Any]]) -> None:
     assert report and report[0]["if"] == "always()", "the smoke report is kept even when smoke fails"
 
     prod_runs = [s["run"] for s in prod["steps"] if "run" in s]
-    promote = index_of(prod_runs, "invoke promote --source staging --target prod")
+    promote = index_of(prod_runs, "invoke promote --from staging --to prod")
     status = index_of(prod_runs, "invoke status --env prod")
     assert promote < status
 

@@ -353,6 +353,11 @@ def promote(api: HfApi, declaration: Declaration, source: str, target: str, *, e
     except _StepFailed as failure:
         report.error = str(failure)
         _fall_back(report, flag_store, declaration, actor, progress)
+    except KeyboardInterrupt:  # an operator's Ctrl-C mid-promotion still ends on OpenAI
+        report.error = "interrupted"
+        report.steps.append(Step("interrupted", False, 0.0, "KeyboardInterrupt"))
+        _fall_back(report, flag_store, declaration, actor, progress)
+        raise
     return report
 
 

@@ -361,3 +361,14 @@ def test_rollback_to_a_sha_on_one_tier_and_unknown_revisions_fail_clearly(sandbo
     assert not bad.ok and len(bad.failures) == 3
     assert "is not a commit of this Space" in bad.failures[0]
     assert _write_calls(sandbox) == writes
+
+
+def test_an_interrupted_promotion_still_returns_the_flag_to_openai(sandbox, flags) -> None:  # noqa: ANN001
+    apply_change(flags, FlagChange(provider="huggingface"), reason="the previous release", actor="ci-bot")
+
+    def interrupted_smoke(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _promote(sandbox, flags, smoke=interrupted_smoke)
+    assert _provider(flags) == "openai"

@@ -124,14 +124,26 @@ def set_flags(
     _print_change("updated", store, result)
 
 
-@task(help={"env": HELP_ENV, "reason": HELP_REASON, "config": HELP_CONFIG})
+@task(
+    help={"env": HELP_ENV, "reason": HELP_REASON, "config": HELP_CONFIG,
+          "to_revision": "also restore each Space's files to this commit sha, or PREVIOUS (each Space's "
+                         "parent commit), in one commit per Space; the flag is flipped first",
+          "tier": "with --to-revision: only this tier's Space (repeatable; a sha belongs to one Space)"},
+    iterable=["tier"],
+)
 @user_errors
-def rollback(c: Any, env: str, reason: str = "", config: str = DEFAULT_CONFIG) -> None:
-    """Send all of ENV's traffic back to OpenAI: one flag write, no Hub call; exit 0 once confirmed."""
+def rollback(c: Any, env: str, reason: str = "", config: str = DEFAULT_CONFIG, to_revision: str | None = None,
+             tier: list[str] | None = None) -> None:
+    """Send all of ENV's traffic back to OpenAI: one flag write, no Hub call; exit 0 once confirmed.
+    With --to-revision, then restore the Spaces' files too (that part does call the Hub)."""
     decl, store = _open(config, env)
     result = rollback_to_openai(store, reason=reason, initial=initial_document(decl),
                                 tier_names=tier_names(decl))
     _print_change("rolled back to OpenAI:", store, result)
+    if to_revision:
+        from infra.cli.release_tasks import revision_rollback
+
+        revision_rollback(env, to_revision, config=config, tiers=tier or None)
 
 
 def register(ns: Collection) -> None:

@@ -372,3 +372,20 @@ def test_an_interrupted_promotion_still_returns_the_flag_to_openai(sandbox, flag
     with pytest.raises(KeyboardInterrupt):
         _promote(sandbox, flags, smoke=interrupted_smoke)
     assert _provider(flags) == "openai"
+
+
+def test_revision_rollback_cli_helper_prints_and_fails_with_exit_1(sandbox, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from invoke.exceptions import Exit
+
+    from infra.cli.release_tasks import revision_rollback
+
+    good = _break_staging(sandbox)
+    monkeypatch.setenv("HF_ENDPOINT", sandbox.url)
+    monkeypatch.setenv("HF_TOKEN", sandbox.token)
+    revision_rollback("staging", "PREVIOUS", config=str(CONFIG), timeout=60)
+    out = capsys.readouterr().out
+    assert out.count("restored the files of") == 3 and good["base"][:12] in out
+    with pytest.raises(Exit):
+        revision_rollback("staging", "0123456789abc", config=str(CONFIG), tiers=["base"])
+    assert "error: base: acme-ai/company-base-llm-staging: revision '0123456789abc' is not a commit" in \
+        capsys.readouterr().err

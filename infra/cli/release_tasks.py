@@ -117,14 +117,15 @@ def promote(c, from_="staging", to="prod", dry_run=False, config=str(DEFAULT_CON
 
 
 def revision_rollback(env: str, revision: str, config: str = str(DEFAULT_CONFIG), json_: bool = False,
-                      timeout: float = 900.0) -> None:
+                      timeout: float = 900.0, tiers: list[str] | None = None) -> None:
     """Body of `invoke rollback --to-revision REV` (called by the flag rollback task after the flag flip):
     restore REV's files on each Space of ENV, print the result, raise `Exit(1)` if any Space failed."""
     from infra.release import rollback_revision
 
     declaration = load_declaration(config)
     env = require_env(env, list(declaration.environments))
-    report = rollback_revision(make_api(), declaration, env, revision, progress=Progress(), timeout=float(timeout))
+    report = rollback_revision(make_api(), declaration, env, revision, progress=Progress(), timeout=float(timeout),
+                               tiers=tiers or None)
     if json_:
         print(json.dumps(report.to_json(), indent=2))
     else:

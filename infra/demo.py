@@ -359,7 +359,10 @@ def print_report(report: DemoReport, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or captured: wide enough that details stay on one or two lines
+            console = Console(width=160)
     table = Table(title="triple-LLM Spaces: the life cycle on the sandbox")
     for column in ("step", "ok", "time", "writes", "builds", "restarts", "what happened"):
         table.add_column(column, overflow="fold")

@@ -87,3 +87,11 @@ def test_a_file_dropped_from_the_templates_is_removed_on_rerender(tmp_path: Path
     stale.write_text("left over")
     assert run_invoke("render", "--env", "staging", "--out", str(tmp_path)).returncode == 0
     assert not stale.exists()
+
+
+def test_code_is_identical_across_environments_only_config_differs() -> None:
+    """Promotion copies staging's code verbatim; only the per-environment config files may differ."""
+    declaration = load_declaration(CONFIG, environ={})
+    for tier in declaration.tier_names:
+        staging, prod = (render_space(declaration, env, tier) for env in ("staging", "prod"))
+        assert sorted(path for path in staging if staging[path] != prod[path]) == ["README.md", "space.json"]

@@ -110,8 +110,16 @@ def status(c, env=None, json_=False, config=str(DEFAULT_CONFIG)):
         table.add_column(column)
     for row in rows:
         table.add_row(row["space"], row["stage"] or "absent", row["hardware"] or "-", (row["sha"] or "-")[:12],
-                      (row["promoted_from"] or "-")[:12], row["url"] or "-")
+                      _short_ref(row["promoted_from"]), row["url"] or "-")
     Console().print(table)
+
+
+def _short_ref(reference: str | None) -> str:
+    """`owner/name@sha` as `name@sha[:12]` for a table cell."""
+    if not reference:
+        return "-"
+    repo, _, sha = reference.partition("@")
+    return f"{repo.split('/')[-1]}@{sha[:12]}" if sha else repo
 
 
 def space_status(api, repo_ids: list[str]) -> list[dict]:  # noqa: ANN001

@@ -11,6 +11,14 @@ from infra.reconcile.model import ActualSpace, DesiredSpace, SpacePlan
 MANAGED_VARIABLE_PREFIX = "TOOLKIT_"
 
 
+def effective_sleep_time(actual: ActualSpace) -> int | None:
+    """The Hub reports no sleep time (`gcTimeout` null) for an upgraded Space that never sleeps: that is -1."""
+    hardware = actual.requested_hardware or actual.hardware
+    if actual.sleep_time is None and hardware not in (None, "cpu-basic"):
+        return -1
+    return actual.sleep_time
+
+
 def plan_space(desired: DesiredSpace, actual: ActualSpace) -> SpacePlan:
     """The smallest set of writes that makes `actual` match `desired`."""
     plan = SpacePlan(desired=desired, actual=actual)
@@ -31,7 +39,7 @@ def plan_space(desired: DesiredSpace, actual: ActualSpace) -> SpacePlan:
     current_hardware = actual.requested_hardware or actual.hardware
     if current_hardware != space.hardware:
         plan.hardware = (current_hardware, space.hardware)
-    if space.sleep_time is not None and actual.sleep_time != space.sleep_time:
+    if space.sleep_time is not None and effective_sleep_time(actual) != space.sleep_time:
         plan.sleep_time = (actual.sleep_time, space.sleep_time)
     for name, value in sorted(desired.variables.items()):
         if actual.variables.get(name) != value:

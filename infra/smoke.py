@@ -46,6 +46,7 @@ from infra.errors import UserError
 from infra.hub import DEFAULT_POLICY, RetryPolicy, call
 from infra.progress import SILENT, Progress
 from infra.reconcile.wait import ERROR_STAGES, log_tail
+from infra.space_auth import openai_auth, request_headers
 from infra.spec import Declaration, ResolvedSpace
 
 __all__ = [
@@ -233,7 +234,8 @@ def smoke_space(api: HfApi, space: ResolvedSpace, api_key: str, *, timeout: floa
 
     repo_id = space.repo_id
     result = SpaceSmoke(tier=space.tier, space=repo_id)
-    scrub = _Scrubber([api_key])
+    hub_token = api.token if space.private and isinstance(api.token, str) else None  # a private Space's proxy
+    scrub = _Scrubber([api_key, *([hub_token] if hub_token else [])])
 
     def record(check: Check) -> Check:
         result.checks.append(check)
@@ -256,14 +258,15 @@ def smoke_space(api: HfApi, space: ResolvedSpace, api_key: str, *, timeout: floa
     base = result.url.rstrip("/")
     if not base.startswith(("http://", "https://")):
         base = f"https://{base}"
-    auth = {"Authorization": f"Bearer {api_key}"}
+    auth = request_headers(api_key, hub_token)
+    proxy_only = request_headers(None, hub_token)
     retry_kwargs = {"attempts": http_attempts, "delay": min(1.0, request_timeout / 10)}
 
     with httpx.Client(timeout=request_timeout) as http:
 
         def health() -> str:
-            response = _retry(lambda: http.get(f"{base}/health"), accept=lambda r: r.status_code == 200,
-                              **retry_kwargs)
+            response = _retry(lambda: http.get(f"{base}/health", headers=proxy_only),
+                              accept=lambda r: r.status_code == 200, **retry_kwargs)
             if response.status_code != 200:
                 raise _CheckFailed(f"expected 200, got {_status_detail(response)}")
             return "200"
@@ -281,8 +284,8 @@ def smoke_space(api: HfApi, space: ResolvedSpace, api_key: str, *, timeout: floa
                 raise _CheckFailed(f"declared model {space.model!r} not served; served: {served}")
             return space.model
 
-        client = OpenAI(base_url=f"{base}/v1", api_key=api_key, max_retries=max(0, http_attempts - 1),
-                        timeout=request_timeout)
+        client = OpenAI(base_url=f"{base}/v1", max_retries=max(0, http_attempts - 1), timeout=request_timeout,
+                        **openai_auth(api_key, hub_token))
 
         def chat() -> str:
             reply = client.chat.completions.create(
@@ -309,7 +312,8 @@ def smoke_space(api: HfApi, space: ResolvedSpace, api_key: str, *, timeout: floa
             return f"{len(chunks)} chunks, finish_reason={finish}"
 
         def auth_refused() -> str:
-            response = _retry(lambda: http.get(f"{base}/v1/models"), accept=lambda r: r.status_code == 401,
+            response = _retry(lambda: http.get(f"{base}/v1/models", headers=proxy_only),
+                              accept=lambda r: r.status_code == 401,
                               **retry_kwargs)
             if response.status_code != 401:
                 raise _CheckFailed(f"a request without the key got {_status_detail(response)}, expected 401")

@@ -236,3 +236,31 @@ def test_destroy_asks_and_deletes_with_yes(sandbox) -> None:  # noqa: ANN001
     assert run_invoke("destroy", "--env", "staging", "--yes", env=env).returncode == 0
     api = _api(sandbox)
     assert not any(api.repo_exists(d.space.repo_id, repo_type="space") for d in _desired())
+
+
+def test_up_killed_mid_apply_converges_on_rerun(sandbox) -> None:  # noqa: ANN001
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from support import ROOT
+
+    env = {**os.environ, "HF_ENDPOINT": sandbox.url, "HF_TOKEN": sandbox.token, "SPACE_API_KEY": "kill-key"}
+    sandbox.set_faults([{"route": "POST /api/spaces/.*/commit/", "latency_ms": 1500}])
+    process = subprocess.Popen([sys.executable, "-m", "invoke", "up", "--env", "staging", "--yes"], cwd=ROOT,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and sandbox.stats()["total"]["write_calls"] < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert sandbox.stats()["total"]["write_calls"] >= 3, "killed after the creates, while commits were in flight"
+    sandbox.clear_faults()
+    rerun = run_invoke("up", "--env", "staging", "--yes", env={k: env[k] for k in ("HF_ENDPOINT", "HF_TOKEN",
+                                                                                  "SPACE_API_KEY")})
+    assert rerun.returncode == 0, rerun.stderr
+    final = run_invoke("plan", "--env", "staging", env={"HF_ENDPOINT": sandbox.url, "HF_TOKEN": sandbox.token,
+                                                        "SPACE_API_KEY": "kill-key"})
+    assert final.returncode == 0 and "No changes." in final.stdout

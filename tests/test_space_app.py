@@ -109,3 +109,29 @@ def test_space_without_a_configured_key_refuses_everything() -> None:
     with serve_space_locally(render_space(declaration, "staging", "base"), {"SPACE_API_KEY": ""}) as url:
         response = httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer anything"})
         assert response.status_code == 401
+
+
+def test_key_in_x_space_api_key_passes_behind_a_proxy_token(space_url: str) -> None:
+    """A private Space's proxy takes the HF token in Authorization; the app reads its key from the header."""
+    from infra.service import SpaceService
+    from infra.space_auth import request_headers
+
+    proxied = httpx.get(f"{space_url}/v1/models", headers=request_headers(KEY, "hf-proxy-token"))
+    assert proxied.status_code == 200
+    proxy_only = httpx.get(f"{space_url}/v1/models", headers=request_headers(None, "hf-proxy-token"))
+    assert proxy_only.status_code == 401
+    service = SpaceService(space_url, KEY, tier="company", hub_token="hf-proxy-token")
+    result = service.complete([{"role": "user", "content": "through the proxy"}])
+    assert result.text == "[company] through the proxy"
+
+
+def test_tiered_service_for_private_spaces_needs_a_hub_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.errors import UserError
+    from infra.service import build_tiered_service
+
+    for name in ("HF_TOKEN", "HUGGINGFACE_API_KEY", "VITE_HUGGINGFACE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLAG_STORE", "file")
+    declaration = load_declaration(CONFIG, environ={})
+    with pytest.raises(UserError, match="private: the Hub's proxy needs a Hugging Face read token"):
+        build_tiered_service(declaration, "prod", space_token=KEY)

@@ -17,6 +17,7 @@ import openai
 
 from infra.errors import UserError
 from infra.service.protocol import ChatResult, ChatStream, LLMServiceError, Message, Usage
+from infra.space_auth import openai_auth
 from infra.usage_log import register_secret
 
 
@@ -154,7 +155,10 @@ def space_url(space_id: str) -> str:
 
 
 class SpaceService(_OpenAICompatible):
-    """One tier's Space through the `openai` client: `<base_url>/v1` with the Space's bearer token."""
+    """One tier's Space through the `openai` client: `<base_url>/v1` with the Space's key.
+
+    `hub_token` (a Hugging Face read token) is needed for a private Space, whose proxy wants it as
+    the bearer token; the key then goes in `X-Space-Api-Key` (see `infra.space_auth`)."""
 
     provider = "huggingface"
 
@@ -168,16 +172,19 @@ class SpaceService(_OpenAICompatible):
         timeout: float = 10.0,
         max_retries: int = 0,
         client: openai.OpenAI | None = None,
+        hub_token: str | None = None,
     ) -> None:
         if not token:
             raise UserError(f"no API token for the {tier or 'Space'} Space; set SPACE_API_KEY")
         register_secret(token)
+        register_secret(hub_token)
         base = base_url.rstrip("/")
         if not base.endswith("/v1"):
             base += "/v1"
         self.base_url = base
         if client is None:
-            client = openai.OpenAI(api_key=token, base_url=base, timeout=timeout, max_retries=max_retries)
+            client = openai.OpenAI(base_url=base, timeout=timeout, max_retries=max_retries,
+                                   **openai_auth(token, hub_token))
         # The Space app accepts its tier name as the model id, which saves a /v1/models round trip.
         resolved = model or tier
         if not resolved:

@@ -26,7 +26,11 @@ from infra.spec import load_declaration
 from tests.support import CONFIG, ROOT
 from tests.test_admin import TOKEN, StubHub
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium (installed by .ci/run); CHROMIUM_PATH or another Chromium-family binary on PATH
+# (e.g. google-chrome on a GitHub-hosted Ubuntu runner, where `chromium` is only a snap shim).
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or next(
+    (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
+    "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-proxy-server"]
@@ -38,7 +42,7 @@ TIMEOUT_MS = 10_000
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`, "
-                    f"as .ci/run does); the browser tests must run, not skip")
+                    f"as .ci/run does) or set CHROMIUM_PATH; the browser tests must run, not skip")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -41,10 +41,12 @@ environment are code under this rule and travel as they are.)
 Rollback of the Spaces (`rollback_revision`)
 --------------------------------------------
 Restores, on each Space of an environment, the files of a revision (a commit sha present in that
-Space's history, abbreviated or full, or `PREVIOUS`: the parent of the commit the Space runs now) in
-one commit per Space, deletions included, with `parent_commit` set so a concurrent deploy is detected.
-Settings, variables and secrets are not touched. Like `git revert`, it adds a commit rather than
-rewriting history, so `PREVIOUS` run twice returns to where it started. It does not touch flags: the
+Space's history, abbreviated or full, or `PREVIOUS`: the deploy before the one running) in one
+commit per Space, deletions included, with `parent_commit` set so a concurrent deploy is detected.
+Settings, variables and secrets are not touched. It adds a commit rather than rewriting history;
+`PREVIOUS` steps over the toolkit's own rollback commits, so running it again goes one deploy further
+back (never forward to the release just rolled back), and a revision without the Space app (such as
+the Hub's creation commit) is refused rather than restored. It does not touch flags: the
 flag rollback (`infra.flags.rollback_to_openai`) is the fast path; this restores the Spaces themselves.
 """
 
@@ -215,6 +217,10 @@ def read_source(api: HfApi, declaration: Declaration, env: str, *, policy: Retry
         if actual.stage != "RUNNING":
             problems.append(f"{repo_id} is {actual.stage}, not RUNNING, so its commit is not a tested one; "
                             f"fix it and run `invoke smoke --env {env}`")
+            continue
+        if actual.running_sha and actual.running_sha != actual.sha:
+            problems.append(f"{repo_id} runs {actual.running_sha[:12]} but its head is {actual.sha[:12]} (a build "
+                            f"is in progress); wait for it and run `invoke smoke --env {env}`")
             continue
         with progress.step(repo_id, "download", f"files at {actual.sha[:12]}"):
             files = read_revision_files(api, repo_id, actual.sha, policy)
@@ -445,18 +451,41 @@ class RevisionRollbackReport:
         return {"env": self.env, "revision": self.revision, "ok": self.ok, "spaces": [s.to_json() for s in self.spaces]}
 
 
+ROLLBACK_TITLE = "Roll back to the files of "
+APP_FILES = ("app.py", "Dockerfile")  # a revision without them is not a deploy (e.g. the Hub's creation commit)
+
+
+def _is_deploy(api: HfApi, repo_id: str, sha: str, policy: RetryPolicy) -> bool:
+    tree = call(repo_id, f"list files at {sha[:12]}", lambda: list(
+        api.list_repo_tree(repo_id, repo_type="space", recursive=True, revision=sha)), policy)
+    return set(APP_FILES) <= {entry.path for entry in tree if isinstance(entry, RepoFile)}
+
+
 def _resolve_revision(api: HfApi, repo_id: str, head: str, revision: str, policy: RetryPolicy) -> str:
+    """The full sha to restore. PREVIOUS is the deploy before the one running: toolkit rollback commits are
+    stepped over (a rollback of X continues from X), so repeating PREVIOUS walks further back, never forward
+    to the release that was rolled back. A revision that carries no Space app is refused."""
     commits = call(repo_id, "list commits", lambda: api.list_repo_commits(repo_id, repo_type="space"), policy)
     ids = [commit.commit_id for commit in commits]
+    titles = {commit.commit_id: commit.title or "" for commit in commits}
     if revision.upper() == PREVIOUS:
-        index = ids.index(head) if head in ids else 0
-        if index + 1 >= len(ids):
-            raise UserError(f"{repo_id}: commit {head[:12]} has no parent to roll back to")
-        return ids[index + 1]
+        current = head if head in ids else ids[0]
+        while titles[current].startswith(ROLLBACK_TITLE):  # running a rollback of X: "previous" is before X
+            restored = titles[current][len(ROLLBACK_TITLE):].split(" ", 1)[0]
+            if restored not in ids:
+                break
+            current = restored
+        for candidate in ids[ids.index(current) + 1:]:
+            if not titles[candidate].startswith(ROLLBACK_TITLE) and _is_deploy(api, repo_id, candidate, policy):
+                return candidate
+        raise UserError(f"{repo_id}: no deployed revision before {current[:12]} to roll back to")
     matches = [commit_id for commit_id in ids if commit_id.startswith(revision.lower())]
     if len(revision) < 7 or len(matches) != 1:
         how = "is ambiguous" if len(matches) > 1 else "is not a commit of this Space"
         raise UserError(f"{repo_id}: revision {revision!r} {how} (give a full sha or {PREVIOUS})")
+    if not _is_deploy(api, repo_id, matches[0], policy):
+        raise UserError(f"{repo_id}: revision {matches[0][:12]} has no {' or '.join(APP_FILES)}; restoring it "
+                        "would leave the Space without an app")
     return matches[0]
 
 
@@ -484,8 +513,8 @@ def rollback_revision(api: HfApi, declaration: Declaration, env: str, revision: 
             result.from_sha = actual.sha
             result.to_sha = _resolve_revision(api, space.repo_id, actual.sha, revision, policy)
             files = read_revision_files(api, space.repo_id, result.to_sha, policy)
-            how = f"{PREVIOUS}: the parent of {actual.sha[:12]}" if revision.upper() == PREVIOUS else revision
-            plan = _files_only_plan(space, actual, files, f"Roll back to the files of {result.to_sha} ({how})")
+            how = f"{PREVIOUS} of {actual.sha[:12]}" if revision.upper() == PREVIOUS else revision
+            plan = _files_only_plan(space, actual, files, f"{ROLLBACK_TITLE}{result.to_sha} ({how})")
             result.files_added, result.files_changed = plan.files_added, plan.files_changed
             result.files_deleted = plan.files_deleted
             result.stage = actual.stage

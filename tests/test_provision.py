@@ -264,3 +264,22 @@ def test_up_killed_mid_apply_converges_on_rerun(sandbox) -> None:  # noqa: ANN00
     final = run_invoke("plan", "--env", "staging", env={"HF_ENDPOINT": sandbox.url, "HF_TOKEN": sandbox.token,
                                                         "SPACE_API_KEY": "kill-key"})
     assert final.returncode == 0 and "No changes." in final.stdout
+
+
+def test_up_with_nothing_to_write_still_reports_a_broken_space(sandbox) -> None:  # noqa: ANN001
+    _up(sandbox, _desired(secrets={**SECRETS, "HF_TOKEN": sandbox.token}))  # the same values the task will see
+    broken = "acme-ai/company-abstraction-llm-staging"
+    sandbox.set_stage(broken, "RUNTIME_ERROR", error="crashed")
+    env = {"HF_ENDPOINT": sandbox.url, "HF_TOKEN": sandbox.token, "SPACE_API_KEY": SECRETS["SPACE_API_KEY"]}
+    result = run_invoke("up", "--env", "staging", "--yes", env={**env, "HF_TOKEN": sandbox.token})
+    assert result.returncode == 1
+    assert f"{broken}: RUNTIME_ERROR" in result.stderr
+    assert sandbox.stats()["total"]["write_calls"] == 6, "reporting a broken Space writes nothing"
+
+
+def test_wait_requires_the_new_commit_to_be_served(sandbox) -> None:  # noqa: ANN001
+    results = _up(sandbox, _desired())
+    api = _api(sandbox)
+    for result in results:
+        runtime = api.get_space_runtime(result.plan.repo_id)
+        assert result.plan.committed and runtime.raw["sha"] == result.plan.committed

@@ -331,9 +331,13 @@ def test_rollback_to_previous_restores_each_space_in_one_commit(sandbox) -> None
         message = api.list_repo_commits(repo, repo_type="space")[0].title
         assert message.startswith(f"Roll back to the files of {good[space.tier]} (PREVIOUS")
 
-    # Like `git revert`: PREVIOUS of the rollback commit is the bad release again.
+    # PREVIOUS again steps back past the restored deploy, never forward to the bad release; before the
+    # first deploy there is only the Hub's creation commit (no app), so it refuses and writes nothing.
+    writes_before = sandbox.stats()["total"]["write_calls"]
     again = rollback_revision(api, DECL, "staging", "PREVIOUS", policy=FAST, poll=0.1, timeout=60)
-    assert again.ok and all(s.files_deleted == ["requirements.txt"] for s in again.spaces)
+    assert not again.ok
+    assert all("no deployed revision before" in s.error for s in again.spaces)
+    assert sandbox.stats()["total"]["write_calls"] == writes_before
 
 
 def read_actual_files(api: HfApi, repo: str, sha: str) -> dict[str, str]:
@@ -389,3 +393,14 @@ def test_revision_rollback_cli_helper_prints_and_fails_with_exit_1(sandbox, monk
         revision_rollback("staging", "0123456789abc", config=str(CONFIG), tiers=["base"])
     assert "error: base: acme-ai/company-base-llm-staging: revision '0123456789abc' is not a commit" in \
         capsys.readouterr().err
+
+
+def test_previous_on_a_space_deployed_once_is_refused_not_emptied(sandbox) -> None:  # noqa: ANN001
+    """The only earlier commit is the Hub's creation commit (no app): restoring it would kill the Space."""
+    api = _api(sandbox)
+    writes = sandbox.stats()["total"]["write_calls"]
+    report = rollback_revision(api, DECL, "staging", "PREVIOUS", policy=FAST, poll=0.1, timeout=60)
+    assert not report.ok
+    assert all("no deployed revision before" in space.error for space in report.spaces)
+    assert sandbox.stats()["total"]["write_calls"] == writes
+    assert all(api.get_space_runtime(_repo("staging", tier)).stage == "RUNNING" for tier in TIERS)

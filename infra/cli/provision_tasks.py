@@ -71,11 +71,12 @@ def up(c, env=None, yes=False, config=str(DEFAULT_CONFIG), workers=8, no_wait=Fa
     plans = plan_environment(api, desired, workers=int(workers), progress=progress)
     if not json_:
         print_plans(plans)
-    if not any(p.has_changes for p in plans):
+    changes = any(p.has_changes for p in plans)
+    if not changes and all(p.actual.stage == "RUNNING" for p in plans):
         if json_:
             print(json.dumps({"environment": env, "ok": True, "spaces": []}))
         return
-    if not yes and not _confirm(f"Apply these changes to {env}?"):
+    if changes and not yes and not _confirm(f"Apply these changes to {env}?"):
         raise Exit("aborted; nothing was changed", code=1)
     results = apply_environment(api, plans, workers=int(workers), progress=progress, wait=not no_wait,
                                 timeout=float(timeout))
@@ -111,7 +112,10 @@ def status(c, env=None, json_=False, config=str(DEFAULT_CONFIG)):
     for row in rows:
         table.add_row(row["space"], row["stage"] or "absent", row["hardware"] or "-", (row["sha"] or "-")[:12],
                       _short_ref(row["promoted_from"]), row["url"] or "-")
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped (CI logs): wide enough for full ids and URLs
+        console = Console(width=200)
+    console.print(table)
 
 
 def _short_ref(reference: str | None) -> str:

@@ -24,7 +24,7 @@ from infra.reconcile.actual import git_blob_id, read_actual
 from infra.reconcile.apply import ConcurrentChangeError, apply_plan
 from infra.reconcile.model import ActualSpace, DesiredSpace, SpacePlan
 from infra.reconcile.planner import plan_space
-from infra.reconcile.wait import SpaceFailedError, wait_running
+from infra.reconcile.wait import ERROR_STAGES, SpaceFailedError, log_tail, wait_running
 from infra.render import render_space
 from infra.spec import Declaration
 
@@ -113,16 +113,22 @@ def converge(api: HfApi, plan: SpacePlan, progress: Progress = SILENT,
 def apply_environment(api: HfApi, plans: list[SpacePlan], workers: int = DEFAULT_WORKERS,
                       progress: Progress = SILENT, policy: RetryPolicy = DEFAULT_POLICY,
                       wait: bool = True, timeout: float = 600.0, poll: float = 1.0) -> list[ApplyResult]:
-    """Apply every plan with changes in parallel, then wait for those Spaces to be RUNNING."""
+    """Apply every plan with changes in parallel, then wait for those Spaces to be RUNNING. A Space with
+    nothing to write is still waited for if it is not RUNNING yet, and reported if it is in an error stage."""
 
     def one(plan: SpacePlan) -> ApplyResult:
         result = ApplyResult(plan=plan, stage=plan.actual.stage)
-        if not plan.has_changes:
+        if not plan.has_changes and plan.actual.stage == "RUNNING":
             return result
         try:
-            result.steps = converge(api, plan, progress, policy)
+            if plan.has_changes:
+                result.steps = converge(api, plan, progress, policy)
+            elif plan.actual.stage in ERROR_STAGES:  # nothing to write, but the Space is broken: say so
+                raise SpaceFailedError(plan.repo_id, plan.actual.stage,
+                                       log_tail(api, plan.repo_id, build=plan.actual.stage == "BUILD_ERROR"))
             if wait:
-                result.stage = wait_running(api, plan.repo_id, timeout=timeout, poll=poll, progress=progress)
+                result.stage = wait_running(api, plan.repo_id, timeout=timeout, poll=poll, progress=progress,
+                                            expected_sha=plan.committed)
         except UserError as error:
             result.error = str(error)
             progress.line(plan.repo_id, "error", str(error).splitlines()[0])

@@ -45,6 +45,7 @@ def read_actual(api: HfApi, repo_id: str, policy: RetryPolicy | None = None) -> 
         requested_hardware=runtime.requested_hardware if runtime else None,
         sleep_time=runtime.sleep_time if runtime else None,
         stage=str(runtime.stage) if runtime else None,
+        running_sha=(runtime.raw or {}).get("sha") if runtime else None,
         host=getattr(info, "host", None),
         variables={key: variable.value for key, variable in variables.items()},
         secrets={key: secret.description for key, secret in secrets.items()},

@@ -75,8 +75,9 @@ def _commit(api: HfApi, plan: SpacePlan, parent: str | None) -> None:
     operations: list = [CommitOperationAdd(path, files[path]) for path in plan.files_added + plan.files_changed]
     operations += [CommitOperationDelete(path) for path in plan.files_deleted]
     try:
-        api.create_commit(plan.repo_id, repo_type="space", operations=operations,
-                          commit_message=plan.desired.commit_message, parent_commit=parent)
+        info = api.create_commit(plan.repo_id, repo_type="space", operations=operations,
+                                 commit_message=plan.desired.commit_message, parent_commit=parent)
+        plan.committed = info.oid
     except Exception as error:
         if getattr(getattr(error, "response", None), "status_code", None) in (409, 412):
             raise ConcurrentChangeError(

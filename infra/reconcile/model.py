@@ -25,6 +25,7 @@ class ActualSpace:
     requested_hardware: str | None = None
     sleep_time: int | None = None
     stage: str | None = None
+    running_sha: str | None = None  # the commit the runtime serves, when the Hub reports it
     host: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str | None] = field(default_factory=dict)  # name -> description (fingerprint)
@@ -58,6 +59,7 @@ class SpacePlan:
     variables_deleted: list[str] = field(default_factory=list)
     secrets_set: dict[str, str] = field(default_factory=dict)  # name -> "added" | "changed"
     secrets_deleted: list[str] = field(default_factory=list)
+    committed: str | None = None  # set by apply: the commit that carries the file changes
 
     @property
     def repo_id(self) -> str:

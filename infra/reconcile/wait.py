@@ -35,16 +35,24 @@ def log_tail(api: HfApi, repo_id: str, build: bool, lines: int = 20) -> list[str
 
 
 def wait_running(api: HfApi, repo_id: str, timeout: float = 600.0, poll: float = 1.0,
-                 progress: Progress = SILENT) -> str:
-    """Poll the runtime until RUNNING; raise `SpaceFailedError` on an error stage or timeout."""
+                 progress: Progress = SILENT, expected_sha: str | None = None) -> str:
+    """Poll the runtime until RUNNING; raise `SpaceFailedError` on an error stage or timeout.
+
+    With `expected_sha` (the commit just made), RUNNING counts only once the runtime serves that
+    commit: right after a commit the Hub may still report the previous build as RUNNING."""
     started = time.monotonic()
-    last_stage = None
+    last_seen = None
     while True:
-        stage = str(call(repo_id, "runtime", lambda: api.get_space_runtime(repo_id)).stage)
-        if stage != last_stage:
-            progress.line(repo_id, "stage", stage, time.monotonic() - started)
-            last_stage = stage
-        if stage == "RUNNING":
+        runtime = call(repo_id, "runtime", lambda: api.get_space_runtime(repo_id))
+        stage = str(runtime.stage)
+        serving = (runtime.raw or {}).get("sha")
+        current = expected_sha is None or serving is None or serving == expected_sha
+        seen = (stage, current)
+        if seen != last_seen:
+            detail = stage if current else f"{stage} (still the previous build {str(serving)[:12]})"
+            progress.line(repo_id, "stage", detail, time.monotonic() - started)
+            last_seen = seen
+        if stage == "RUNNING" and current:
             return stage
         if stage in ERROR_STAGES:
             raise SpaceFailedError(repo_id, stage, log_tail(api, repo_id, build=stage == "BUILD_ERROR"))

@@ -18,7 +18,7 @@ from infra.render import content_hash, render_space
 from infra.spec import Declaration
 
 
-def initial_flag_document(declaration: Declaration, env: str) -> str:
+def initial_flag_document(declaration: Declaration) -> str:
     """The flag document a new store starts with (the declaration's `flags.initial`)."""
     from infra.flags.factory import initial_document
 
@@ -40,6 +40,11 @@ def secret_inputs(declaration: Declaration, names: tuple[str, ...], config: pulu
     return values
 
 
+def _region_provider(env: str, region: str | None) -> aws.Provider | None:
+    """The parameter lives where clients read it (`flags.store.region`), whatever the stack's aws:region."""
+    return aws.Provider(f"{env}-flags-region", region=region) if region else None
+
+
 def define_stack(declaration: Declaration, env: str, config: pulumi.Config | None = None) -> dict:
     """Declare the environment's resources; returns them by name (for exports and tests)."""
     config = config or pulumi.Config()
@@ -59,7 +64,7 @@ def define_stack(declaration: Declaration, env: str, config: pulumi.Config | Non
     if store.kind == "ssm":
         resources["flags"] = aws.ssm.Parameter(
             f"{env}-flags", name=store.name.format(env=env), type="String",
-            value=initial_flag_document(declaration, env),
+            value=initial_flag_document(declaration),
             description=f"LLM provider flags for {env} (flipped at run time by rollback / admin)",
-            opts=pulumi.ResourceOptions(ignore_changes=["value"]))
+            opts=pulumi.ResourceOptions(ignore_changes=["value"], provider=_region_provider(env, store.region)))
     return resources

@@ -47,6 +47,8 @@ def test_each_stack_declares_three_spaces_and_one_flag_parameter(env: str, monke
         assert {r.inputs["repo_id"] for r in spaces} == {s.repo_id for s in declaration.spaces(env)}
         assert all(r.inputs["environment"] == env for r in spaces)
         assert len(parameters) == 1
+        regions = [r.inputs.get("region") for r in mocks.resources if r.typ == "pulumi:providers:aws"]
+        assert regions == ["eu-west-1"], "the parameter is created where clients read it (flags.store.region)"
         assert parameters[0].inputs["name"] == f"/triple-llm/{env}/flags"
         value = parameters[0].inputs["value"]
         if is_secret(value):  # pulumi_aws marks the value secret
@@ -79,3 +81,19 @@ def test_flag_parameter_ignores_value_changes(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(stack.aws.ssm, "Parameter", recording)
     stack.define_stack(load_declaration(CONFIG, environ={}), "prod")
     assert len(seen) == 1 and seen[0].ignore_changes == ["value"]
+
+
+def test_main_program_runs_from_the_infra_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pulumi executes infra/__main__.py with infra/ as the working directory."""
+    import runpy
+
+    from support import ROOT
+
+    monkeypatch.setenv("SPACE_API_KEY", "k")
+    monkeypatch.setenv("HF_TOKEN", "t")
+    monkeypatch.chdir(ROOT / "infra")
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="triple-llm-spaces", stack="staging", preview=False)
+    pulumi.runtime.test(lambda: runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__"))()
+    assert sorted(r.inputs["tier"] for r in mocks.resources if r.typ.endswith("triple-llm:Space")) == [
+        "abstraction", "base", "company"]

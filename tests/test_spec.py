@@ -154,3 +154,13 @@ def test_sleep_time_on_free_hardware_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="free cpu-basic hardware") as caught:
         load_declaration(path, environ={})
     assert f"{path}:{_line_of(text, 'sleep_time: {staging')}: defaults.sleep_time" in str(caught.value)
+
+
+def test_per_environment_visibility_in_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "spaces.yaml"
+    path.write_text(GOOD.replace("  private: true", "  private: {staging: false, prod: true}"), encoding="utf-8")
+    declaration = load_declaration(path, environ={})
+    assert [declaration.space(env, "base").private for env in ("staging", "prod")] == [False, True]
+    path.write_text(GOOD.replace("  private: true", "  private: {staging: false, qa: true}"), encoding="utf-8")
+    with pytest.raises(SpecError, match="defaults.private.qa: unknown environment 'qa'"):
+        load_declaration(path, environ={})

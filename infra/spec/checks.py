@@ -83,6 +83,7 @@ def model_problems(declaration: Declaration) -> Iterator[Problem]:
     defaults = declaration.defaults
     yield from _per_env(declaration, ("defaults", "hardware"), defaults.hardware, _hardware)
     yield from _per_env(declaration, ("defaults", "sleep_time"), defaults.sleep_time, _sleep_time)
+    yield from _per_env(declaration, ("defaults", "private"), defaults.private, lambda value: None)
     yield from _sdk(("defaults", "sdk"), defaults.sdk)
     yield from _space_names(declaration)
     yield from _free_hardware_sleep(declaration)

@@ -33,7 +33,7 @@ class Generation(_Strict):
 
 class Defaults(_Strict):
     sdk: str = "docker"
-    private: bool = True
+    private: bool | dict[str, bool] = True
     hardware: str | dict[str, str] = "cpu-basic"
     sleep_time: int | dict[str, int] | None = None
     app_port: int = Field(default=7860, ge=1024, le=65535)

@@ -3,6 +3,12 @@
 Docker is not needed: a Docker Space rendered by this toolkit runs as `python app.py` with
 `HOST`/`PORT` set, which is exactly its Dockerfile's command. The process is always stopped on
 exit, and `/health` is polled so callers get a URL that already answers.
+
+The app never outlives its parent, even a SIGKILLed one that runs no clean-up: on Linux it is started
+through the sandbox runtime's post-exec bootstrap (`infra.sandbox.runtime._app_command`), which sets
+`PR_SET_PDEATHSIG` (SIGTERM) and then execs `app.py`; a `preexec_fn` could deadlock a threaded parent.
+The signal fires when the *thread* that started the child ends, so enter and leave the context on one
+thread that lives as long as the app should.
 """
 
 from __future__ import annotations
@@ -10,7 +16,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -21,6 +26,7 @@ import httpx
 
 from infra.errors import UserError
 from infra.render import write_space
+from infra.sandbox.runtime import _app_command  # the PR_SET_PDEATHSIG bootstrap, shared on purpose
 
 
 def free_port() -> int:
@@ -60,8 +66,8 @@ def serve_space_locally(
         child_env = {**os.environ, "LLM_ENGINE": "echo", **(env or {}), "HOST": "127.0.0.1", "PORT": str(port)}
         log = open(log_path or os.devnull, "wb")  # noqa: SIM115 - closed in finally
         process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=directory, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            _app_command(), cwd=directory, env=child_env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -5,6 +5,7 @@ make a Space go down or hang; and moto's server holding the flag."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from infra.flags import CachedFlagReader, FlagChange, FlagDocument, SSMFlagStore
 from infra.local_space import serve_space_locally
 from infra.render import render_space
 from infra.service import (
+    ChatStream,
     CircuitBreaker,
     KeywordClassifier,
     LLMServiceError,
@@ -300,6 +302,105 @@ def test_breaker_half_open_allows_one_trial_and_reopens_on_failure() -> None:
     assert breaker.allow()
     breaker.record_success()
     assert breaker.state == "closed" and breaker.allow() and breaker.times_opened == 2
+
+
+def test_breaker_half_open_trial_expires_and_can_be_released() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=10, trial_timeout=5, clock=lambda: now[0])
+    breaker.record_failure()
+    now[0] = 10
+    assert breaker.allow() and not breaker.allow()  # the trial is in flight...
+    now[0] = 14.9
+    assert not breaker.allow()
+    now[0] = 15
+    assert breaker.allow() and not breaker.allow()  # ...and a silent one expires: the next request is the trial
+    breaker.release()  # no verdict: stays half-open, counts nothing, frees the slot
+    assert breaker.state == "half-open" and breaker.times_opened == 1
+    assert breaker.allow() and not breaker.allow()
+    assert CircuitBreaker(reset_timeout=7).trial_timeout == 7  # the default safety net
+
+
+class Breakable:
+    """A Space service that, when `broken`, raises an untyped error: at the call, or after the first chunk."""
+
+    def __init__(self, inner: SpaceService) -> None:
+        self.inner, self.broken = inner, False
+
+    def complete(self, messages, **options):
+        if self.broken:
+            raise RuntimeError("a bug, not an LLMServiceError")
+        return self.inner.complete(messages, **options)
+
+    def stream(self, messages, **options) -> ChatStream:
+        upstream = self.inner.stream(messages, **options)
+
+        def chunks():
+            for chunk in upstream:
+                yield chunk
+                if self.broken:
+                    raise RuntimeError("a bug mid-stream")
+            return upstream.result
+
+        return ChatStream(chunks())
+
+
+def half_open_service(servers, front, space=None):
+    """A service whose base breaker has just turned half-open, on a frozen clock: no trial ever expires."""
+    now = [0.0]
+    service = make_service(servers, Holder(flag()),
+                           spaces={"base": space or SpaceService(front.url, SPACE_KEY, tier="base")},
+                           breaker=lambda: CircuitBreaker(failure_threshold=1, reset_timeout=60,
+                                                          clock=lambda: now[0]))
+
+    def reopen_then_half_open() -> None:
+        service.breakers["base"].record_failure()
+        assert service.breakers["base"].state == "open"
+        assert service.complete(USER, tier="base").fallback_reason == "circuit-open"
+        now[0] += 60
+        assert service.breakers["base"].state == "half-open"
+
+    reopen_then_half_open()
+    return service, reopen_then_half_open
+
+
+def test_stream_abandoned_during_half_open_trial_does_not_wedge_the_breaker(servers, front) -> None:
+    service, reopen_then_half_open = half_open_service(servers, front)
+    stream = service.stream(USER, tier="base")
+    chunks = iter(stream)
+    assert next(chunks) and front.hits == 1  # the trial reached the Space...
+    stream.close()  # ...and the caller walked away
+    assert service.breakers["base"].state == "half-open"  # no verdict either way
+    result = service.complete(USER, tier="base")  # but the next request is the new trial
+    assert (result.provider, result.fallback) == ("huggingface", False)
+    assert service.breakers["base"].state == "closed"
+
+    reopen_then_half_open()  # the same when the abandoned stream is simply dropped and collected
+    stream = service.stream(USER, tier="base")
+    assert next(iter(stream))
+    del stream
+    gc.collect()
+    result = service.complete(USER, tier="base")
+    assert (result.provider, result.fallback) == ("huggingface", False)
+
+
+def test_untyped_error_during_half_open_trial_is_a_failure_not_a_wedge(servers, front) -> None:
+    space = Breakable(SpaceService(front.url, SPACE_KEY, tier="base"))
+    service, reopen_then_half_open = half_open_service(servers, front, space)
+    breaker = service.breakers["base"]
+    for attempt in ("complete", "stream"):
+        space.broken, opened = True, breaker.times_opened
+        with pytest.raises(RuntimeError, match="a bug"):  # re-raised, not swallowed
+            if attempt == "complete":
+                service.complete(USER, tier="base")
+            else:
+                list(service.stream(USER, tier="base"))
+        assert breaker.state == "open" and breaker.times_opened == opened + 1  # recorded as a failed trial
+        space.broken = False
+        reopen_then_half_open()
+        result = service.complete(USER, tier="base")
+        assert (result.provider, result.fallback) == ("huggingface", False)
+        assert breaker.state == "closed"
+        reopen_then_half_open()
 
 
 def test_streaming_routes_and_falls_back_before_first_chunk(servers, front) -> None:

@@ -110,13 +110,23 @@ class TieredLLMService:
         if route.provider == "huggingface":
             space, fallback_reason = self._space_allowed(tier)
             if space is not None:
+                breaker = self.breakers[tier]
+                settled = False  # has the breaker been told how this request went?
                 try:
                     result = space.complete(messages, **options)
                 except LLMServiceError as error:
-                    fallback_reason = self._space_failed(tier, error)
+                    fallback_reason, settled = self._space_failed(tier, error), True
+                except Exception:  # not a typed service error (a bug, an unwrapped error): still a failure
+                    breaker.record_failure()
+                    settled = True
+                    raise
                 else:
-                    self.breakers[tier].record_success()
+                    breaker.record_success()
+                    settled = True
                     return self._finish(result, messages, route, document, started, None)
+                finally:
+                    if not settled:  # e.g. KeyboardInterrupt: no verdict, but never keep a trial slot
+                        breaker.release()
         try:
             result = self.openai.complete(messages, **options)
         except LLMServiceError as error:
@@ -152,27 +162,48 @@ class TieredLLMService:
         if route.provider == "huggingface":
             space, fallback_reason = self._space_allowed(tier)
             if space is not None:
-                upstream = space.stream(messages, **options)
-                chunks = iter(upstream)
-                first: str | None = None
+                # Every way out of this block must settle the breaker, or a half-open trial would stay in
+                # flight forever: a verdict when the Space answered or failed, `release()` when the caller
+                # abandoned the stream (GeneratorExit from close() or garbage collection: the Space had
+                # already sent a chunk, so that is no evidence against it).
+                breaker = self.breakers[tier]
+                settled = False
+                space_stream: ChatStream | None = None
                 try:
-                    first = next(chunks)
-                except StopIteration:
-                    pass  # an empty answer is still a success
-                except LLMServiceError as error:
-                    fallback_reason = self._space_failed(tier, error)
-                if fallback_reason is None:
+                    space_stream = space.stream(messages, **options)
+                    chunks = iter(space_stream)
+                    first: str | None = None
                     try:
-                        if first is not None:
-                            yield first
-                            yield from chunks
+                        first = next(chunks)
+                    except StopIteration:
+                        pass  # an empty answer is still a success
                     except LLMServiceError as error:
-                        self._space_failed(tier, error)
-                        self._log_failure(request_id, tier, route, document, started, None, error, True)
-                        raise
-                    self.breakers[tier].record_success()
-                    assert upstream.result is not None
-                    return self._finish(upstream.result, messages, route, document, started, None, stream=True)
+                        fallback_reason, settled = self._space_failed(tier, error), True
+                    if fallback_reason is None:
+                        try:
+                            if first is not None:
+                                yield first
+                                yield from chunks
+                        except LLMServiceError as error:
+                            self._space_failed(tier, error)
+                            settled = True
+                            self._log_failure(request_id, tier, route, document, started, None, error, True)
+                            raise
+                        breaker.record_success()
+                        settled = True
+                        assert space_stream.result is not None
+                        return self._finish(space_stream.result, messages, route, document, started, None,
+                                            stream=True)
+                except Exception:  # not a typed service error (a bug, an unwrapped error): still a failure
+                    if not settled:
+                        breaker.record_failure()
+                        settled = True
+                    raise
+                finally:
+                    if not settled:  # abandoned by the caller (GeneratorExit) or interrupted: no verdict
+                        breaker.release()
+                    if space_stream is not None:
+                        space_stream.close()  # idempotent; frees the HTTP response on early exit
         upstream = self.openai.stream(messages, **options)
         try:
             yield from upstream

@@ -28,7 +28,7 @@ from infra.spec import load_declaration
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "spaces.yaml"
-SECRETS = {"SPACE_API_KEY": "bench-space-key", "HF_TOKEN": "bench-hf-token"}
+SECRETS = {"SPACE_API_KEY": "bench-space-key", "SPACE_HF_TOKEN": "bench-hf-token"}
 
 
 def _deploy(sandbox, desired: list[DesiredSpace], workers: int = 8, wait: bool = True) -> float:  # noqa: ANN001

@@ -198,6 +198,7 @@ class Demo:
         region = self.declaration.flags.store.region or "eu-west-1"
         self.env = {
             "HF_ENDPOINT": self.sandbox.url, "HF_TOKEN": self.sandbox.token, "SPACE_API_KEY": self.space_key,
+            "SPACE_HF_TOKEN": secrets.token_urlsafe(24),
             "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "demo",
             "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": region, "FLAG_STORE": "ssm",
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support import SPACE_HF_TOKEN_FOR_TESTS
 
 # Variables that would silently change what a test sees (see infra/spec/overrides.py).
 OVERRIDE_VARIABLES = (
@@ -16,6 +17,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     for name in OVERRIDE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("SPACE_HF_TOKEN", SPACE_HF_TOKEN_FOR_TESTS)
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf-home"))
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "spaces.yaml"
+# The value tests give $SPACE_HF_TOKEN (the Spaces' read token, declared as their HF_TOKEN secret).
+SPACE_HF_TOKEN_FOR_TESTS = "space-read-token-for-tests"
 
 
 def run_invoke(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from huggingface_hub import HfApi
-from support import CONFIG, run_invoke
+from support import CONFIG, SPACE_HF_TOKEN_FOR_TESTS, run_invoke
 
 from infra.hub import RetryPolicy, make_api
 from infra.reconcile import apply_environment, desired_spaces, plan_environment
@@ -17,7 +17,7 @@ from infra.reconcile.model import DesiredSpace
 from infra.sandbox import run_sandbox
 from infra.spec import load_declaration
 
-SECRETS = {"SPACE_API_KEY": "space-key-1", "HF_TOKEN": "hf-token-1"}
+SECRETS = {"SPACE_API_KEY": "space-key-1", "SPACE_HF_TOKEN": SPACE_HF_TOKEN_FOR_TESTS}
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 
 
@@ -140,7 +140,7 @@ def test_file_removed_from_templates_is_deleted_in_the_same_commit(sandbox) -> N
 
 def test_secret_rotation_is_detected_without_reading_values(sandbox) -> None:  # noqa: ANN001
     _up(sandbox, _desired())
-    rotated = _desired(secrets={**SECRETS, "HF_TOKEN": "hf-token-2"})
+    rotated = _desired(secrets={**SECRETS, "SPACE_HF_TOKEN": "hf-token-2"})
     changes = {p.tier: p.secrets_set for p in plan_environment(_api(sandbox), rotated) if p.has_changes}
     assert changes == {"company": {"HF_TOKEN": "changed"}, "abstraction": {"HF_TOKEN": "changed"}}
 
@@ -198,10 +198,7 @@ def test_concurrent_writer_is_detected_not_overwritten(sandbox) -> None:  # noqa
 
 def test_tasks_plan_up_status_with_exit_codes_and_no_secret_in_output(sandbox) -> None:  # noqa: ANN001
     canary = "canary-secret-value-9b1e"
-    env = {"HF_ENDPOINT": sandbox.url, "HF_TOKEN": canary, "SPACE_API_KEY": canary}
-    # The sandbox token authenticates; HF_TOKEN is also declared as a Space secret, so it is both.
-    env["HF_TOKEN"] = sandbox.token
-    env["SPACE_API_KEY"] = canary
+    env = {"HF_ENDPOINT": sandbox.url, "HF_TOKEN": sandbox.token, "SPACE_API_KEY": canary, "SPACE_HF_TOKEN": canary}
     first = run_invoke("plan", "--env", "staging", "--json", env=env)
     assert first.returncode == 2, first.stderr
     plan = json.loads(first.stdout)
@@ -221,7 +218,7 @@ def test_tasks_plan_up_status_with_exit_codes_and_no_secret_in_output(sandbox) -
 
 
 def test_plan_without_secret_values_fails_before_any_hub_call(sandbox) -> None:  # noqa: ANN001
-    env = {"HF_ENDPOINT": sandbox.url, "HF_TOKEN": "", "SPACE_API_KEY": ""}
+    env = {"HF_ENDPOINT": sandbox.url, "HF_TOKEN": "", "SPACE_API_KEY": "", "SPACE_HF_TOKEN": ""}
     result = run_invoke("plan", "--env", "staging", env=env)
     assert result.returncode == 1
     assert "missing secret values" in result.stderr and "$SPACE_API_KEY" in result.stderr
@@ -267,7 +264,7 @@ def test_up_killed_mid_apply_converges_on_rerun(sandbox) -> None:  # noqa: ANN00
 
 
 def test_up_with_nothing_to_write_still_reports_a_broken_space(sandbox) -> None:  # noqa: ANN001
-    _up(sandbox, _desired(secrets={**SECRETS, "HF_TOKEN": sandbox.token}))  # the same values the task will see
+    _up(sandbox, _desired())
     broken = "acme-ai/company-abstraction-llm-staging"
     sandbox.set_stage(broken, "RUNTIME_ERROR", error="crashed")
     env = {"HF_ENDPOINT": sandbox.url, "HF_TOKEN": sandbox.token, "SPACE_API_KEY": SECRETS["SPACE_API_KEY"]}

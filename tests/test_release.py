@@ -33,7 +33,7 @@ from infra.smoke import smoke_environment
 from infra.spec import load_declaration
 
 KEY = "release-key-0123456789"
-SECRETS = {"SPACE_API_KEY": KEY, "HF_TOKEN": "hf-token-release"}
+SECRETS = {"SPACE_API_KEY": KEY, "SPACE_HF_TOKEN": "hf-token-release"}
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 DECL = load_declaration(CONFIG, environ={})
 PROD_PARAM = "/triple-llm/prod/flags"

@@ -13,7 +13,7 @@ from infra.reconcile import apply_environment, desired_spaces, plan_environment
 from infra.sandbox import run_sandbox
 from infra.spec import load_declaration
 
-SECRETS = {"SPACE_API_KEY": "revision-key", "HF_TOKEN": "revision-token"}
+SECRETS = {"SPACE_API_KEY": "revision-key", "SPACE_HF_TOKEN": "revision-token"}
 
 
 def test_rollback_to_previous_revision_through_invoke(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from infra.smoke import CHECKS, SmokeReport, api_key_from_environ, save_report, 
 from infra.spec import load_declaration
 
 KEY = "smoke-key-0123456789"
-SECRETS = {"SPACE_API_KEY": KEY, "HF_TOKEN": "hf-token-smoke"}
+SECRETS = {"SPACE_API_KEY": KEY, "SPACE_HF_TOKEN": "hf-token-smoke"}
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 DECL = load_declaration(CONFIG, environ={})
 

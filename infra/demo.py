@@ -14,6 +14,7 @@ took, and the Hub writes, builds and restarts it cost. `DemoReport.ok` is False 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -187,6 +188,7 @@ class Demo:
         from infra.spec import load_declaration
 
         started = time.monotonic()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
         self.declaration = load_declaration(self.config)
         self.sandbox = stack.enter_context(run_sandbox(owner=self.declaration.owner))
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

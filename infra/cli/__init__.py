@@ -1,6 +1,6 @@
 """Invoke task modules, one per concern; `tasks.py` assembles them into the namespace.
 
-Tasks are thin: they parse options, call into `infra`, and print. `run_cli` turns a `UserError`
+Tasks are thin: they parse options, call into `infra`, and print. `user_errors` turns a `UserError`
 into a clean message and exit code instead of a traceback.
 """
 

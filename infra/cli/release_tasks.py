@@ -101,6 +101,10 @@ def promote(c, from_="staging", to="prod", dry_run=False, config=str(DEFAULT_CON
     report = run_promotion(make_api(), declaration, source, target, environ=os.environ,
                            flag_store=open_flag_store(declaration, target), dry_run=dry_run, progress=Progress(),
                            wait_timeout=float(timeout), smoke_timeout=float(smoke_timeout), workers=int(workers))
+    if report.smoke is not None:
+        from infra.smoke import save_report
+
+        save_report(report.smoke)  # the admin page shows the target's last smoke result
     if json_:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -116,8 +120,8 @@ def promote(c, from_="staging", to="prod", dry_run=False, config=str(DEFAULT_CON
         print(f"promoted {source} -> {target}; {target}'s flag: {report.flag}", file=sys.stderr)
 
 
-def revision_rollback(env: str, revision: str, config: str = str(DEFAULT_CONFIG), json_: bool = False,
-                      timeout: float = 900.0, tiers: list[str] | None = None) -> None:
+def revision_rollback(env: str, revision: str, config: str = str(DEFAULT_CONFIG), timeout: float = 900.0,
+                      tiers: list[str] | None = None) -> None:
     """Body of `invoke rollback --to-revision REV` (called by the flag rollback task after the flag flip):
     restore REV's files on each Space of ENV, print the result, raise `Exit(1)` if any Space failed."""
     from infra.release import rollback_revision
@@ -126,18 +130,15 @@ def revision_rollback(env: str, revision: str, config: str = str(DEFAULT_CONFIG)
     env = require_env(env, list(declaration.environments))
     report = rollback_revision(make_api(), declaration, env, revision, progress=Progress(), timeout=float(timeout),
                                tiers=tiers or None)
-    if json_:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        for space in report.spaces:
-            if not space.ok:
-                print(f"  {space.space} [{space.tier}]: FAILED {space.error}")
-            elif space.commit:
-                changes = len(space.files_added) + len(space.files_changed) + len(space.files_deleted)
-                print(f"  {space.space} [{space.tier}]: restored the files of {space.to_sha[:12]} "
-                      f"({changes} files) in commit {space.commit[:12]}, {space.stage}")
-            else:
-                print(f"  {space.space} [{space.tier}]: already has the files of {space.to_sha[:12]}")
+    for space in report.spaces:
+        if not space.ok:
+            print(f"  {space.space} [{space.tier}]: FAILED {space.error}")
+        elif space.commit:
+            changes = len(space.files_added) + len(space.files_changed) + len(space.files_deleted)
+            print(f"  {space.space} [{space.tier}]: restored the files of {space.to_sha[:12]} "
+                  f"({changes} files) in commit {space.commit[:12]}, {space.stage}")
+        else:
+            print(f"  {space.space} [{space.tier}]: already has the files of {space.to_sha[:12]}")
     if not report.ok:
         for line in report.failures:
             print(f"error: {line.splitlines()[0]}", file=sys.stderr)

@@ -5,7 +5,7 @@ Docker is not needed: a Docker Space rendered by this toolkit runs as `python ap
 exit, and `/health` is polled so callers get a URL that already answers.
 
 The app never outlives its parent, even a SIGKILLed one that runs no clean-up: on Linux it is started
-through the sandbox runtime's post-exec bootstrap (`infra.sandbox.runtime._app_command`), which sets
+through the sandbox runtime's post-exec bootstrap (`infra.sandbox.runtime.app_command`), which sets
 `PR_SET_PDEATHSIG` (SIGTERM) and then execs `app.py`; a `preexec_fn` could deadlock a threaded parent.
 The signal fires when the *thread* that started the child ends, so enter and leave the context on one
 thread that lives as long as the app should.
@@ -14,7 +14,6 @@ thread that lives as long as the app should.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,14 +25,7 @@ import httpx
 
 from infra.errors import UserError
 from infra.render import write_space
-from infra.sandbox.runtime import _app_command  # the PR_SET_PDEATHSIG bootstrap, shared on purpose
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from infra.sandbox.runtime import app_command, free_port  # the PR_SET_PDEATHSIG bootstrap, shared on purpose
 
 
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> None:
@@ -66,7 +58,7 @@ def serve_space_locally(
         child_env = {**os.environ, "LLM_ENGINE": "echo", **(env or {}), "HOST": "127.0.0.1", "PORT": str(port)}
         log = open(log_path or os.devnull, "wb")  # noqa: SIM115 - closed in finally
         process = subprocess.Popen(
-            _app_command(), cwd=directory, env=child_env, stdin=subprocess.DEVNULL, stdout=log,
+            app_command(), cwd=directory, env=child_env, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"

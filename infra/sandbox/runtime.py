@@ -52,7 +52,8 @@ _BOOTSTRAP = (
 )
 
 
-def _app_command() -> list[str]:
+def app_command() -> list[str]:
+    """`python app.py`, wrapped (on Linux) so the app dies with the process that started it."""
     if sys.platform.startswith("linux"):
         return [sys.executable, "-c", _BOOTSTRAP, str(os.getpid())]
     return [sys.executable, "-u", "app.py"]
@@ -348,7 +349,7 @@ class Supervisor:
     def _spawn(self, spec: LaunchSpec, workdir: Path, env: dict[str, str], port: int) -> _Child:
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
-                _app_command(),
+                app_command(),
                 cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -18,8 +18,9 @@ from infra.spec import DEFAULT_CONFIG
             "requests": "requests per tier in each traffic step (default 3)"})
 @user_errors
 def demo(c, config=str(DEFAULT_CONFIG), out="out/demo", json_=False, requests=3):
-    """Run the whole life cycle on the local sandbox: render, provision, smoke, promote, flip, fall back,
-    roll back; print a report and exit non-zero if any step did not do what it claims."""
+    """Run the whole life cycle on the local sandbox and print a report (exit 1 if a step fails).
+
+    Render, provision, smoke, promote, flip to Hugging Face, fall back, roll back, stop everything."""
     from infra.demo import print_report, run_demo
 
     report = run_demo(Path(config), Path(out), requests_per_tier=int(requests))

@@ -61,7 +61,8 @@ class SpaceProvider(dynamic.ResourceProvider):
         plan = plan_space(desired, read_actual(api, props["repo_id"]))
         if plan.has_changes:
             converge(api, plan)
-            wait_running(api, props["repo_id"], timeout=self.wait_timeout, poll=self.poll)
+            wait_running(api, props["repo_id"], timeout=self.wait_timeout, poll=self.poll,
+                         expected_sha=plan.committed)
         return read_actual(api, props["repo_id"])
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:

@@ -462,22 +462,27 @@ def _is_deploy(api: HfApi, repo_id: str, sha: str, policy: RetryPolicy) -> bool:
 
 
 def _resolve_revision(api: HfApi, repo_id: str, head: str, revision: str, policy: RetryPolicy) -> str:
-    """The full sha to restore. PREVIOUS is the deploy before the one running: toolkit rollback commits are
-    stepped over (a rollback of X continues from X), so repeating PREVIOUS walks further back, never forward
+    """The full sha to restore. PREVIOUS is what ran before the running deploy; a toolkit rollback commit
+    counts as the commit whose files it restored, so repeating PREVIOUS walks further back, never forward
     to the release that was rolled back. A revision that carries no Space app is refused."""
     commits = call(repo_id, "list commits", lambda: api.list_repo_commits(repo_id, repo_type="space"), policy)
     ids = [commit.commit_id for commit in commits]
     titles = {commit.commit_id: commit.title or "" for commit in commits}
-    if revision.upper() == PREVIOUS:
-        current = head if head in ids else ids[0]
-        while titles[current].startswith(ROLLBACK_TITLE):  # running a rollback of X: "previous" is before X
-            restored = titles[current][len(ROLLBACK_TITLE):].split(" ", 1)[0]
+    def origin(sha: str) -> str:
+        """A toolkit rollback commit carries the files of the commit it restored: follow it back."""
+        while titles[sha].startswith(ROLLBACK_TITLE):
+            restored = titles[sha][len(ROLLBACK_TITLE):].split(" ", 1)[0]
             if restored not in ids:
                 break
-            current = restored
+            sha = restored
+        return sha
+
+    if revision.upper() == PREVIOUS:
+        current = origin(head if head in ids else ids[0])  # running a rollback of X: "previous" is before X
         for candidate in ids[ids.index(current) + 1:]:
-            if not titles[candidate].startswith(ROLLBACK_TITLE) and _is_deploy(api, repo_id, candidate, policy):
-                return candidate
+            target = origin(candidate)  # what ran then: a rollback commit ran the files it restored
+            if target != current and _is_deploy(api, repo_id, target, policy):
+                return target
         raise UserError(f"{repo_id}: no deployed revision before {current[:12]} to roll back to")
     matches = [commit_id for commit_id in ids if commit_id.startswith(revision.lower())]
     if len(revision) < 7 or len(matches) != 1:
@@ -522,9 +527,10 @@ def rollback_revision(api: HfApi, declaration: Declaration, env: str, revision: 
                 progress.line(space.repo_id, "rollback", f"already has the files of {result.to_sha[:12]}")
                 return result
             apply_plan(api, plan, progress, policy)
-            result.commit = call(space.repo_id, "read", lambda: api.space_info(space.repo_id), policy).sha
+            result.commit = plan.committed
             if wait:
-                result.stage = wait_running(api, space.repo_id, timeout=timeout, poll=poll, progress=progress)
+                result.stage = wait_running(api, space.repo_id, timeout=timeout, poll=poll, progress=progress,
+                                            expected_sha=plan.committed)
         except UserError as error:
             result.error = str(error)
             progress.line(space.repo_id, "rollback", f"FAILED {str(error).splitlines()[0]}")

@@ -280,3 +280,14 @@ def test_wait_requires_the_new_commit_to_be_served(sandbox) -> None:  # noqa: AN
     for result in results:
         runtime = api.get_space_runtime(result.plan.repo_id)
         assert result.plan.committed and runtime.raw["sha"] == result.plan.committed
+
+
+def test_up_with_nothing_to_write_leaves_a_sleeping_space_alone(sandbox) -> None:  # noqa: ANN001
+    _up(sandbox, _desired())
+    sleeping = "acme-ai/company-base-llm-staging"
+    sandbox.set_stage(sleeping, "SLEEPING")
+    env = {"HF_ENDPOINT": sandbox.url, "HF_TOKEN": sandbox.token, "SPACE_API_KEY": SECRETS["SPACE_API_KEY"]}
+    result = run_invoke("up", "--env", "staging", "--yes", "--timeout", "20", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "No changes." in result.stdout
+    assert sandbox.stage(sleeping) == "SLEEPING"

@@ -17,6 +17,7 @@ from infra.hub import call, make_api
 from infra.progress import Progress
 from infra.reconcile import apply_environment, desired_spaces, plan_environment
 from infra.reconcile.model import SpacePlan
+from infra.reconcile.wait import ERROR_STAGES, TRANSITIONAL_STAGES
 from infra.spec import DEFAULT_CONFIG, load_declaration
 
 HELP_ENV = "environment declared in the config (e.g. staging, prod)"
@@ -72,7 +73,7 @@ def up(c, env=None, yes=False, config=str(DEFAULT_CONFIG), workers=8, no_wait=Fa
     if not json_:
         print_plans(plans)
     changes = any(p.has_changes for p in plans)
-    if not changes and all(p.actual.stage == "RUNNING" for p in plans):
+    if not changes and not any(p.actual.stage in ERROR_STAGES | TRANSITIONAL_STAGES for p in plans):
         if json_:
             print(json.dumps({"environment": env, "ok": True, "spaces": []}))
         return

@@ -24,7 +24,7 @@ from infra.reconcile.actual import git_blob_id, read_actual
 from infra.reconcile.apply import ConcurrentChangeError, apply_plan
 from infra.reconcile.model import ActualSpace, DesiredSpace, SpacePlan
 from infra.reconcile.planner import plan_space
-from infra.reconcile.wait import ERROR_STAGES, SpaceFailedError, log_tail, wait_running
+from infra.reconcile.wait import ERROR_STAGES, TRANSITIONAL_STAGES, SpaceFailedError, log_tail, wait_running
 from infra.render import render_space
 from infra.spec import Declaration
 
@@ -114,12 +114,13 @@ def apply_environment(api: HfApi, plans: list[SpacePlan], workers: int = DEFAULT
                       progress: Progress = SILENT, policy: RetryPolicy = DEFAULT_POLICY,
                       wait: bool = True, timeout: float = 600.0, poll: float = 1.0) -> list[ApplyResult]:
     """Apply every plan with changes in parallel, then wait for those Spaces to be RUNNING. A Space with
-    nothing to write is still waited for if it is not RUNNING yet, and reported if it is in an error stage."""
+    nothing to write is still waited for if it is building, and reported if it is in an error stage; a
+    sleeping or paused one is left as it is."""
 
     def one(plan: SpacePlan) -> ApplyResult:
         result = ApplyResult(plan=plan, stage=plan.actual.stage)
-        if not plan.has_changes and plan.actual.stage == "RUNNING":
-            return result
+        if not plan.has_changes and plan.actual.stage not in ERROR_STAGES | TRANSITIONAL_STAGES:
+            return result  # RUNNING, or asleep / paused by choice: nothing to do
         try:
             if plan.has_changes:
                 result.steps = converge(api, plan, progress, policy)

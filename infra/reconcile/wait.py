@@ -12,6 +12,8 @@ from infra.hub import call
 from infra.progress import SILENT, Progress
 
 ERROR_STAGES = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})
+TRANSITIONAL_STAGES = frozenset({"BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"})
+ERROR_GRACE = 5.0  # seconds after a commit during which an error stage may still be the previous build's
 
 
 class SpaceFailedError(UserError):
@@ -54,7 +56,10 @@ def wait_running(api: HfApi, repo_id: str, timeout: float = 600.0, poll: float =
             last_seen = seen
         if stage == "RUNNING" and current:
             return stage
-        if stage in ERROR_STAGES:
+        # An error of the previous build is not this commit's: wait for the Hub to pick the commit up (it may
+        # not report which build errored, so give it a short grace period after the commit).
+        settled = expected_sha is None or serving == expected_sha or time.monotonic() - started > ERROR_GRACE
+        if stage in ERROR_STAGES and current and settled:
             raise SpaceFailedError(repo_id, stage, log_tail(api, repo_id, build=stage == "BUILD_ERROR"))
         if time.monotonic() - started > timeout:
             raise SpaceFailedError(repo_id, f"still {stage} after {timeout:.0f}s", log_tail(api, repo_id, False))

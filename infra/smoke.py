@@ -226,6 +226,15 @@ def _status_detail(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {body}" if body else f"HTTP {response.status_code}"
 
 
+def proxy_token(api: HfApi) -> str | None:
+    """The token a private Space's proxy gets: the read-only `$SPACE_HF_TOKEN` when set, so the deploy
+    token never reaches Space code; else the Hub token in use (or the one `huggingface-cli login` saved)."""
+    from huggingface_hub import get_token
+
+    token = os.environ.get("SPACE_HF_TOKEN") or (api.token if isinstance(api.token, str) else None)
+    return token or get_token()
+
+
 def smoke_space(api: HfApi, space: ResolvedSpace, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT, poll: float = 2.0, http_attempts: int = 3,
                 policy: RetryPolicy = DEFAULT_POLICY, progress: Progress = SILENT) -> SpaceSmoke:
@@ -234,7 +243,7 @@ def smoke_space(api: HfApi, space: ResolvedSpace, api_key: str, *, timeout: floa
 
     repo_id = space.repo_id
     result = SpaceSmoke(tier=space.tier, space=repo_id)
-    hub_token = api.token if space.private and isinstance(api.token, str) else None  # a private Space's proxy
+    hub_token = proxy_token(api) if space.private else None
     scrub = _Scrubber([api_key, *([hub_token] if hub_token else [])])
 
     def record(check: Check) -> Check:

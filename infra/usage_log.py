@@ -24,7 +24,7 @@ from typing import Any
 USAGE_LOGGER = "infra.usage"
 EVENT_ATTR = "usage_event"
 MAX_TEXT = 2000
-SECRET_ENV_VARS = ("OPENAI_API_KEY", "SPACE_API_KEY", "HF_TOKEN", "HUGGINGFACE_API_KEY",
+SECRET_ENV_VARS = ("OPENAI_API_KEY", "SPACE_API_KEY", "HF_TOKEN", "SPACE_HF_TOKEN", "HUGGINGFACE_API_KEY",
                    "VITE_HUGGINGFACE_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _TOKEN_SHAPES = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{8,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,}|AKIA[0-9A-Z]{16})"

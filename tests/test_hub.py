@@ -28,3 +28,14 @@ def test_retry_after_is_honoured_and_capped() -> None:
     assert policy.delay(1, 3.0) == 3.0
     assert policy.delay(1, 120.0) == 10
     assert 0 < policy.delay(3, None) <= 10
+
+
+def test_private_space_proxy_gets_the_read_token_not_the_deploy_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import HfApi
+
+    from infra.smoke import proxy_token
+
+    monkeypatch.setenv("SPACE_HF_TOKEN", "read-only-token")
+    assert proxy_token(HfApi(token="deploy-write-token")) == "read-only-token"
+    monkeypatch.delenv("SPACE_HF_TOKEN")
+    assert proxy_token(HfApi(token="deploy-write-token")) == "deploy-write-token"

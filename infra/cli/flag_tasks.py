@@ -126,8 +126,8 @@ def set_flags(
 
 @task(
     help={"env": HELP_ENV, "reason": HELP_REASON, "config": HELP_CONFIG,
-          "to_revision": "also restore each Space's files to this commit sha, or PREVIOUS (each Space's "
-                         "parent commit), in one commit per Space; the flag is flipped first",
+          "to_revision": "also restore the Spaces' files to this commit sha, or PREVIOUS (what ran before "
+                         "the running deploy), in one commit per Space; the flag is flipped first",
           "tier": "with --to-revision: only this tier's Space (repeatable; a sha belongs to one Space)"},
     iterable=["tier"],
 )

@@ -41,8 +41,12 @@ def secret_inputs(declaration: Declaration, names: tuple[str, ...], config: pulu
 
 
 def _region_provider(env: str, region: str | None) -> aws.Provider | None:
-    """The parameter lives where clients read it (`flags.store.region`), whatever the stack's aws:region."""
-    return aws.Provider(f"{env}-flags-region", region=region) if region else None
+    """The parameter lives where clients read it (`flags.store.region`). Only when that differs from the
+    stack's `aws:region` is an explicit provider used (it would not inherit other `aws:*` settings, and
+    switching an existing parameter's provider could plan a replacement)."""
+    if not region or region == pulumi.Config("aws").get("region"):
+        return None
+    return aws.Provider(f"{env}-flags-region", region=region)
 
 
 def define_stack(declaration: Declaration, env: str, config: pulumi.Config | None = None) -> dict:

@@ -97,3 +97,19 @@ def test_main_program_runs_from_the_infra_directory(monkeypatch: pytest.MonkeyPa
     pulumi.runtime.test(lambda: runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__"))()
     assert sorted(r.inputs["tier"] for r in mocks.resources if r.typ.endswith("triple-llm:Space")) == [
         "abstraction", "base", "company"]
+
+
+def test_no_extra_provider_when_the_stack_region_is_the_declared_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPACE_API_KEY", "k")
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="triple-llm-spaces", stack="prod", preview=False)
+    pulumi.runtime.set_all_config({"aws:region": "eu-west-1"})
+    try:
+        from infra.stack import define_stack
+
+        resources = define_stack(load_declaration(CONFIG, environ={}), "prod")
+        pulumi.runtime.test(lambda: pulumi.Output.all(*(r.urn for r in resources.values())))()
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert not [r for r in mocks.resources if r.typ == "pulumi:providers:aws"]
+    assert len([r for r in mocks.resources if r.typ == "aws:ssm/parameter:Parameter"]) == 1

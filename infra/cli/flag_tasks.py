@@ -136,6 +136,10 @@ def rollback(c: Any, env: str, reason: str = "", config: str = DEFAULT_CONFIG, t
              tier: list[str] | None = None) -> None:
     """Send all of ENV's traffic back to OpenAI: one flag write, no Hub call; exit 0 once confirmed.
     With --to-revision, then restore the Spaces' files too (that part does call the Hub)."""
+    if tier and not to_revision:
+        from infra.errors import UserError
+
+        raise UserError("--tier only applies with --to-revision (the flag rollback covers every tier)")
     decl, store = _open(config, env)
     result = rollback_to_openai(store, reason=reason, initial=initial_document(decl),
                                 tier_names=tier_names(decl))

@@ -75,9 +75,10 @@ from infra.reconcile import (
     plan_environment,
     read_actual,
 )
-from infra.reconcile.actual import HUB_MANAGED_FILES, git_blob_id
+from infra.reconcile.actual import HUB_MANAGED_FILES
 from infra.reconcile.apply import apply_plan
 from infra.reconcile.model import SpacePlan
+from infra.reconcile.planner import diff_files
 from infra.reconcile.wait import wait_running
 from infra.render import render_space
 from infra.smoke import SmokeReport, api_key_from_environ, smoke_environment
@@ -546,11 +547,5 @@ def _files_only_plan(space: Any, actual: Any, files: dict[str, bytes], message: 
     desired = DesiredSpace(space=space, files=files, variables=dict(actual.variables), secrets={},
                            commit_message=message)
     plan = SpacePlan(desired=desired, actual=actual)
-    for path, content in sorted(files.items()):
-        blob = actual.files.get(path)
-        if blob is None:
-            plan.files_added.append(path)
-        elif blob != git_blob_id(content):
-            plan.files_changed.append(path)
-    plan.files_deleted = sorted(p for p in actual.files if p not in files and p not in HUB_MANAGED_FILES)
+    plan.files_added, plan.files_changed, plan.files_deleted = diff_files(files, actual)
     return plan

@@ -19,6 +19,16 @@ def effective_sleep_time(actual: ActualSpace) -> int | None:
     return actual.sleep_time
 
 
+def diff_files(files: dict[str, bytes], actual: ActualSpace) -> tuple[list[str], list[str], list[str]]:
+    """Paths added, changed (by git blob id, no download) and deleted to turn the Space's files into `files`;
+    files the Hub manages itself are never deleted."""
+    added = [path for path in sorted(files) if path not in actual.files]
+    changed = [path for path in sorted(files)
+               if path in actual.files and actual.files[path] != git_blob_id(files[path])]
+    deleted = sorted(path for path in actual.files if path not in files and path not in HUB_MANAGED_FILES)
+    return added, changed, deleted
+
+
 def plan_space(desired: DesiredSpace, actual: ActualSpace) -> SpacePlan:
     """The smallest set of writes that makes `actual` match `desired`."""
     plan = SpacePlan(desired=desired, actual=actual)
@@ -27,13 +37,7 @@ def plan_space(desired: DesiredSpace, actual: ActualSpace) -> SpacePlan:
         plan.create = True
         plan.files_added = sorted(desired.files)
         return plan
-    for path, content in sorted(desired.files.items()):
-        blob = actual.files.get(path)
-        if blob is None:
-            plan.files_added.append(path)
-        elif blob != git_blob_id(content):
-            plan.files_changed.append(path)
-    plan.files_deleted = sorted(p for p in actual.files if p not in desired.files and p not in HUB_MANAGED_FILES)
+    plan.files_added, plan.files_changed, plan.files_deleted = diff_files(desired.files, actual)
     if actual.private != space.private:
         plan.private = (actual.private, space.private)
     current_hardware = actual.requested_hardware or actual.hardware

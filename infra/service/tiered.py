@@ -71,6 +71,16 @@ class TieredLLMService:
         except Exception:  # a broken reader must never break requests: treat as never read (OpenAI)
             return None
 
+    def _prepare(self, messages: Sequence[Message], tier: str | None, request_id: str | None,
+                 max_tokens: int | None, temperature: float | None) -> tuple:
+        """What both `complete` and `stream` start from: tier, request id, the flag's route, call options."""
+        request_id = request_id or uuid.uuid4().hex
+        tier = self.choose_tier(messages, tier)
+        route, document = self.route(tier, request_id)
+        options: dict[str, Any] = {"tier": tier, "request_id": request_id, "max_tokens": max_tokens,
+                                   "temperature": temperature}
+        return tier, request_id, route, document, options
+
     def route(self, tier: str, request_id: str) -> tuple[Route, FlagDocument | None]:
         """The flag's decision for this request (exposed for the admin page and the benchmark)."""
         document = self._flags()
@@ -101,11 +111,8 @@ class TieredLLMService:
     ) -> ChatResult:
         """Serve one request from its tier's Space or OpenAI, falling back to OpenAI on failure."""
         started = time.perf_counter()
-        request_id = request_id or uuid.uuid4().hex
-        tier = self.choose_tier(messages, tier)
-        route, document = self.route(tier, request_id)
-        options: dict[str, Any] = {"tier": tier, "request_id": request_id, "max_tokens": max_tokens,
-                                   "temperature": temperature}
+        tier, request_id, route, document, options = self._prepare(messages, tier, request_id, max_tokens,
+                                                                    temperature)
         fallback_reason: str | None = None
         if route.provider == "huggingface":
             space, fallback_reason = self._space_allowed(tier)
@@ -153,11 +160,8 @@ class TieredLLMService:
         max_tokens: int | None, temperature: float | None,
     ) -> Generator[str, None, ChatResult]:
         started = time.perf_counter()
-        request_id = request_id or uuid.uuid4().hex
-        tier = self.choose_tier(messages, tier)
-        route, document = self.route(tier, request_id)
-        options: dict[str, Any] = {"tier": tier, "request_id": request_id, "max_tokens": max_tokens,
-                                   "temperature": temperature}
+        tier, request_id, route, document, options = self._prepare(messages, tier, request_id, max_tokens,
+                                                                    temperature)
         fallback_reason: str | None = None
         if route.provider == "huggingface":
             space, fallback_reason = self._space_allowed(tier)
